@@ -1,0 +1,1 @@
+"""The pytest + testinfra suite that `invoke test-images` runs against helper images."""

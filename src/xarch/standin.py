@@ -1,0 +1,331 @@
+"""Stand-in bases bootstrapped from Debian's archive (NOT manylinux).
+
+For hosts that cannot pull from public image registries. The root filesystem is
+made by ``mmdebstrap`` (maintainer scripts run under QEMU), cached by a hash of
+everything that goes into it, turned into a platform-correct image by writing a
+docker-archive ourselves (Docker 20.10 ignores --platform on import and build, so
+the image config's architecture is set here, not by the engine), pushed to the
+configured registry and then used by digest, exactly like a pinned public base.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from . import binfmt, engine
+from .arch import Arch
+from .config import BootstrapBase, PinnedBase, RegistrySettings
+from .errors import BuildError
+from .paths import cache_dir, project_root
+
+Log = Callable[[str], None]
+
+LAYOUT_DIR = {"manylinux-standin": "standin-manylinux", "debian": ""}
+# What the manylinux layout needs: an interpreter with pip and build (cibuildwheel's
+# frontends), a C toolchain, and `file`.
+LAYOUT_PACKAGES = {
+    "manylinux-standin": (
+        "bash",
+        "ca-certificates",
+        "file",
+        "gcc",
+        "g++",
+        "libc6-dev",
+        "make",
+        "python3",
+        "python3-dev",
+        "python3-venv",
+        "python3-pip",
+        "python3-build",
+        "python3-wheel",
+    ),
+    "debian": ("bash", "gcc", "libc6-dev", "python3"),
+}
+DPKG_EXCLUDES = (
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+)
+STANDIN_NOTE = "xarch stand-in built from Debian's archive; NOT manylinux"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StandinSpec:
+    base: BootstrapBase
+    arch: Arch
+
+    @property
+    def packages(self) -> tuple[str, ...]:
+        return tuple(sorted(set(LAYOUT_PACKAGES[self.base.layout]) | set(self.base.packages)))
+
+    def layout_files(self) -> list[Path]:
+        d = LAYOUT_DIR[self.base.layout]
+        if not d:
+            return []
+        root = project_root() / "images" / d
+        return [root / "manylinux-entrypoint", root / "setup-standin.sh"]
+
+    def key(self) -> str:
+        """A hash of every input of the root filesystem."""
+        h = hashlib.sha256()
+        h.update(
+            json.dumps(
+                {
+                    "suite": self.base.suite,
+                    "arch": self.arch.debian_arch,
+                    "layout": self.base.layout,
+                    "packages": self.packages,
+                    "mirror": self.base.mirror,
+                    "dpkg": DPKG_EXCLUDES,
+                },
+                sort_keys=True,
+            ).encode()
+        )
+        for f in self.layout_files():
+            h.update(f.name.encode() + b"\0" + f.read_bytes())
+        return h.hexdigest()[:16]
+
+    @property
+    def rootfs_path(self) -> Path:
+        return (
+            cache_dir() / "rootfs" / f"{self.base.suite}-{self.arch.debian_arch}-{self.key()}.tar"
+        )
+
+    def env(self) -> list[str]:
+        env = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
+        if self.base.layout == "manylinux-standin":
+            env += [
+                "AUDITWHEEL_POLICY=manylinux2014",
+                f"AUDITWHEEL_ARCH={self.arch.name}",
+                f"AUDITWHEEL_PLAT=manylinux2014_{self.arch.name}",
+            ]
+        return env
+
+    def labels(self) -> dict[str, str]:
+        return {
+            "io.xarch.standin": "true",
+            "io.xarch.standin.layout": self.base.layout,
+            "io.xarch.standin.suite": self.base.suite,
+            "io.xarch.standin.key": self.key(),
+            "org.opencontainers.image.title": f"{STANDIN_NOTE} ({self.base.layout})",
+            "org.opencontainers.image.description": (
+                f"Debian {self.base.suite} {self.arch.debian_arch} arranged like manylinux2014 "
+                "for tests; glibc is Debian's, wheels built here are not manylinux2014"
+            ),
+        }
+
+
+@contextlib.contextmanager
+def _emulation(arch: Arch, emulator: Path, log: Log) -> Iterator[None]:
+    """Make sure the kernel can run `arch` binaries while mmdebstrap runs; restore after."""
+    if any(e.enabled for e in binfmt.entries_for(arch)) and binfmt.status_enabled():
+        yield
+        return
+    log(f"  registering a temporary binfmt handler for {arch.name} (restored afterwards)")
+    with binfmt.temporary_handler(arch, str(emulator), flags="F", log=log):
+        yield
+
+
+def bootstrap_rootfs(spec: StandinSpec, emulator: Path, log: Log = print) -> Path:
+    """The cached root filesystem tarball for spec, made with mmdebstrap if missing."""
+    out = spec.rootfs_path
+    if out.is_file():
+        log(f"  rootfs cached: {out}")
+        return out
+    if not shutil.which("mmdebstrap"):
+        raise BuildError(
+            "mmdebstrap is not installed; it bootstraps the offline stand-in bases.\n"
+            "  apt-get install mmdebstrap   (or run scripts/setup-host.sh)"
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(f".tmp{os.getpid()}.tar")
+    cmd = [
+        "mmdebstrap",
+        f"--arch={spec.arch.debian_arch}",
+        "--variant=apt",
+        f"--include={','.join(spec.packages)}",
+        *(f"--dpkgopt={o}" for o in DPKG_EXCLUDES),
+    ]
+    files = spec.layout_files()
+    if files:
+        cmd += [
+            "--customize-hook=copy-in " + " ".join(str(f) for f in files) + " /usr/local/bin",
+            '--customize-hook=chroot "$1" /bin/sh /usr/local/bin/setup-standin.sh',
+            '--customize-hook=rm "$1/usr/local/bin/setup-standin.sh"',
+        ]
+    cmd += [spec.base.suite, str(tmp)]
+    if spec.base.mirror:
+        cmd.append(spec.base.mirror)
+    log("+ " + " ".join(_quote(c) for c in cmd))
+    log(f"  bootstrapping Debian {spec.base.suite} {spec.arch.debian_arch} (a few minutes, once)")
+    start = time.monotonic()
+    with _emulation(spec.arch, emulator, log):
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+        tail: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            tail = [*tail[-30:], line]
+            if line.startswith(("I: ", "E: ", "W: ")):
+                log(f"  [{time.monotonic() - start:5.0f}s] {line}")
+        rc = proc.wait()
+    if rc != 0:
+        tmp.unlink(missing_ok=True)
+        raise BuildError(
+            f"mmdebstrap failed (exit {rc}) for {spec.arch.debian_arch}:\n    "
+            + "\n    ".join(tail[-12:])
+        )
+    os.replace(tmp, out)
+    log(f"  rootfs ready in {time.monotonic() - start:.0f} s: {out} ({_mib(out.stat().st_size)})")
+    return out
+
+
+def _quote(s: str) -> str:
+    return s if all(c.isalnum() or c in "-_=/.,:+" for c in s) else repr(s)
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):.0f} MiB"
+
+
+def image_config(spec: StandinSpec, diff_id: str) -> dict[str, Any]:
+    """An image config whose platform is the target's, not the host's."""
+    created = "1970-01-01T00:00:00Z"
+    cfg: dict[str, Any] = {
+        "architecture": spec.arch.docker_arch,
+        "os": spec.arch.docker_os,
+        "created": created,
+        "config": {
+            "Env": spec.env(),
+            "Cmd": ["/bin/bash"],
+            "Labels": spec.labels(),
+            "WorkingDir": "/",
+        },
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        "history": [
+            {
+                "created": created,
+                "created_by": f"mmdebstrap {spec.base.suite} {spec.arch.debian_arch} "
+                f"({STANDIN_NOTE})",
+            }
+        ],
+    }
+    if spec.arch.docker_variant:
+        cfg["variant"] = spec.arch.docker_variant
+    if spec.base.layout == "manylinux-standin":
+        cfg["config"]["Entrypoint"] = ["manylinux-entrypoint"]
+    return cfg
+
+
+def load_rootfs_image(
+    client: docker.DockerClient, spec: StandinSpec, rootfs: Path, repo_tag: str, log: Log = print
+) -> str:
+    """docker load a one-layer image made of `rootfs`; returns the image id."""
+    h = hashlib.sha256()
+    with rootfs.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    layer_hex = h.hexdigest()
+    cfg_bytes = json.dumps(image_config(spec, f"sha256:{layer_hex}"), sort_keys=True).encode()
+    cfg_hex = hashlib.sha256(cfg_bytes).hexdigest()
+    manifest = [
+        {
+            "Config": f"{cfg_hex}.json",
+            "RepoTags": [repo_tag],
+            "Layers": [f"{layer_hex}/layer.tar"],
+        }
+    ]
+    with tempfile.TemporaryDirectory(prefix="xarch-standin-") as tmp:
+        archive = Path(tmp) / "image.tar"
+        with tarfile.open(archive, "w") as tar:
+            _add_bytes(tar, "manifest.json", json.dumps(manifest).encode())
+            _add_bytes(tar, f"{cfg_hex}.json", cfg_bytes)
+            tar.add(str(rootfs), arcname=f"{layer_hex}/layer.tar")
+        log(f"+ docker load < {spec.arch.platform} stand-in image ({_mib(archive.stat().st_size)})")
+        with archive.open("rb") as f:
+            client.api.load_image(f)
+    attrs = engine.inspect(client, repo_tag)
+    if attrs is None:
+        raise BuildError(f"docker load did not produce {repo_tag}")
+    if attrs.get("Architecture") != spec.arch.docker_arch:
+        raise BuildError(
+            f"the loaded stand-in says architecture {attrs.get('Architecture')!r}, "
+            f"expected {spec.arch.docker_arch!r}"
+        )
+    return str(attrs["Id"])
+
+
+def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    import io
+
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _record_path(registry: RegistrySettings, spec: StandinSpec) -> Path:
+    safe = registry.address.replace(":", "_")
+    return cache_dir() / "bases" / safe / spec.base.image / f"{spec.arch.name}-{spec.key()}.json"
+
+
+def cached_base(registry: RegistrySettings, spec: StandinSpec) -> PinnedBase | None:
+    """The stand-in pushed earlier, if the registry still has it (one HEAD request)."""
+    rec = _record_path(registry, spec)
+    try:
+        data = json.loads(rec.read_text())
+    except (OSError, ValueError):
+        return None
+    repo = registry.repository(spec.base.image)
+    from .registry import RegistryClient
+
+    client = RegistryClient(registry.address, insecure=registry.insecure)
+    try:
+        if client.head_manifest(repo, data["digest"]) is None:
+            return None
+    except Exception:
+        return None
+    return PinnedBase(image=data["image"], tag=data["tag"], digest=data["digest"])
+
+
+def ensure_standin_base(
+    client: docker.DockerClient,
+    registry: RegistrySettings,
+    spec: StandinSpec,
+    emulator: Path,
+    log: Log = print,
+) -> PinnedBase:
+    """The stand-in base as a PinnedBase in `registry`: bootstrapped, loaded and pushed
+    when needed, otherwise taken from the cache record."""
+    found = cached_base(registry, spec)
+    if found is not None:
+        return found
+    rootfs = bootstrap_rootfs(spec, emulator, log)
+    image = registry.image_name(spec.base.image)
+    tag = f"{spec.base.suite}-{spec.arch.name}-{spec.key()}"
+    load_rootfs_image(client, spec, rootfs, f"{image}:{tag}", log)
+    digest = engine.push(client, image, tag, log)
+    base = PinnedBase(image=image, tag=tag, digest=digest)
+    rec = _record_path(registry, spec)
+    rec.parent.mkdir(parents=True, exist_ok=True)
+    tmp = rec.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"image": image, "tag": tag, "digest": digest}, indent=2))
+    os.replace(tmp, rec)
+    return base
