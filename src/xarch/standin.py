@@ -61,6 +61,9 @@ DPKG_EXCLUDES = (
     "path-exclude=/usr/share/doc/*",
     "path-include=/usr/share/doc/*/copyright",
 )
+BOOTSTRAP_ATTEMPTS = 3
+# apt errors that a later attempt usually does not see (a mirror mid-sync).
+TRANSIENT_APT_ERRORS = ("Mirror sync in progress", "Hash Sum mismatch", "unexpected size")
 STANDIN_NOTE = "xarch stand-in built from Debian's archive; NOT manylinux"
 
 
@@ -175,26 +178,39 @@ def bootstrap_rootfs(spec: StandinSpec, emulator: Path, log: Log = print) -> Pat
     log(f"  bootstrapping Debian {spec.base.suite} {spec.arch.debian_arch} (a few minutes, once)")
     start = time.monotonic()
     with _emulation(spec.arch, emulator, log):
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-        )
-        tail: list[str] = []
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip()
-            tail = [*tail[-30:], line]
-            if line.startswith(("I: ", "E: ", "W: ")):
-                log(f"  [{time.monotonic() - start:5.0f}s] {line}")
-        rc = proc.wait()
-    if rc != 0:
-        tmp.unlink(missing_ok=True)
-        raise BuildError(
-            f"mmdebstrap failed (exit {rc}) for {spec.arch.debian_arch}:\n    "
-            + "\n    ".join(tail[-12:])
-        )
+        for attempt in range(1, BOOTSTRAP_ATTEMPTS + 1):
+            rc, tail = _run_logged(cmd, start, log)
+            if rc == 0:
+                break
+            tmp.unlink(missing_ok=True)
+            transient = any(m in line for line in tail for m in TRANSIENT_APT_ERRORS)
+            if not transient or attempt == BOOTSTRAP_ATTEMPTS:
+                raise BuildError(
+                    f"mmdebstrap failed (exit {rc}) for {spec.arch.debian_arch}:\n    "
+                    + "\n    ".join(tail[-12:])
+                )
+            log(
+                f"  the archive answered inconsistently (mirror sync?); retrying in 20 s "
+                f"(attempt {attempt + 1}/{BOOTSTRAP_ATTEMPTS})"
+            )
+            time.sleep(20)
     os.replace(tmp, out)
     log(f"  rootfs ready in {time.monotonic() - start:.0f} s: {out} ({_mib(out.stat().st_size)})")
     return out
+
+
+def _run_logged(cmd: list[str], start: float, log: Log) -> tuple[int, list[str]]:
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+    tail: list[str] = []
+    assert proc.stdout is not None
+    for raw in proc.stdout:
+        line = raw.rstrip()
+        tail = [*tail[-30:], line]
+        if line.startswith(("I: ", "E: ", "W: ")):
+            log(f"  [{time.monotonic() - start:5.0f}s] {line}")
+    return proc.wait(), tail
 
 
 def _quote(s: str) -> str:

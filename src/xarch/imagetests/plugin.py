@@ -114,7 +114,8 @@ def container(image: ImageUnderTest, docker_client: docker.DockerClient) -> Iter
 
 
 @pytest.fixture(scope="session")
-def host(container: Any) -> Any:
+def guest(container: Any) -> Any:
+    """The container as a testinfra host (named guest: testinfra owns `host`)."""
     return testinfra.get_host(f"docker://{container.id}")
 
 

@@ -50,15 +50,15 @@ def test_platform_in_image_config(image: ImageUnderTest) -> None:
         assert image.attrs.get("Variant") == arch.docker_variant
 
 
-def test_uname_reports_target_machine(host: Any, image: ImageUnderTest) -> None:
-    assert host.check_output("uname -m") == image.target.arch.uname_m
+def test_uname_reports_target_machine(guest: Any, image: ImageUnderTest) -> None:
+    assert guest.check_output("uname -m") == image.target.arch.uname_m
 
 
 def test_bundled_emulator_matches_pin(
-    host: Any, image: ImageUnderTest, xarch_config: Config
+    guest: Any, image: ImageUnderTest, xarch_config: Config
 ) -> None:
     arch = image.target.arch
-    emulator = host.file(arch.emulator_path)
+    emulator = guest.file(arch.emulator_path)
     assert emulator.exists, f"{arch.emulator_path} missing"
     assert emulator.is_file
     assert emulator.mode & 0o111, f"{arch.emulator_path} is not executable"
@@ -74,23 +74,23 @@ def test_labels_name_the_base(image: ImageUnderTest) -> None:
 
 
 @pytest.fixture(scope="session")
-def compiled_program(host: Any, image: ImageUnderTest) -> str:
+def compiled_program(guest: Any, image: ImageUnderTest) -> str:
     """Compile C_PROGRAM with the image's own compiler; return the binary's path."""
-    cc = next((c for c in ("cc", "gcc", "clang") if host.exists(c)), None)
+    cc = next((c for c in ("cc", "gcc", "clang") if guest.exists(c)), None)
     if cc is None:
         pytest.fail(f"{image.ref} has no C compiler (cc, gcc, clang)")
-    host.check_output("mkdir -p /tmp/xarch-test")
+    guest.check_output("mkdir -p /tmp/xarch-test")
     cmd = f"cat > /tmp/xarch-test/probe.c <<'XARCH_EOF'\n{C_PROGRAM}\nXARCH_EOF"
-    host.run_expect([0], cmd)
-    result = host.run(f"{cc} -O2 -o /tmp/xarch-test/probe /tmp/xarch-test/probe.c")
+    guest.run_expect([0], cmd)
+    result = guest.run(f"{cc} -O2 -o /tmp/xarch-test/probe /tmp/xarch-test/probe.c")
     assert result.rc == 0, f"{cc} failed: {result.stderr}"
     return "/tmp/xarch-test/probe"
 
 
 def test_c_program_compiled_in_image_runs(
-    host: Any, image: ImageUnderTest, compiled_program: str
+    guest: Any, image: ImageUnderTest, compiled_program: str
 ) -> None:
-    assert host.check_output(compiled_program) == EXPECTED_C_OUTPUT[image.target.arch.name]
+    assert guest.check_output(compiled_program) == EXPECTED_C_OUTPUT[image.target.arch.name]
 
 
 def test_file_reports_target_architecture(
@@ -111,31 +111,31 @@ def test_file_reports_target_architecture(
     assert "ELF" in desc
 
 
-def _pythons(host: Any) -> list[str]:
-    found = host.run("ls -1d /opt/python/*/bin/python 2>/dev/null").stdout.split()
+def _pythons(guest: Any) -> list[str]:
+    found = guest.run("ls -1d /opt/python/*/bin/python 2>/dev/null").stdout.split()
     if found:
         return sorted(found)
-    return [p for p in ("python3", "python") if host.exists(p)][:1]
+    return [p for p in ("python3", "python") if guest.exists(p)][:1]
 
 
-def test_every_python_runs(host: Any, image: ImageUnderTest) -> None:
-    pythons = _pythons(host)
+def test_every_python_runs(guest: Any, image: ImageUnderTest) -> None:
+    pythons = _pythons(guest)
     if not pythons:
         pytest.skip(f"{image.ref} has no Python interpreter")
     code = "import platform, sys; print(platform.machine(), sys.implementation.name)"
     for py in pythons:
-        out = host.check_output(f"{py} -c '{code}'")
+        out = guest.check_output(f"{py} -c '{code}'")
         assert out.split()[0] == image.target.arch.uname_m, f"{py}: {out}"
 
 
-def test_manylinux_layout_when_declared(host: Any, image: ImageUnderTest) -> None:
+def test_manylinux_layout_when_declared(guest: Any, image: ImageUnderTest) -> None:
     """Images whose environment says AUDITWHEEL_ARCH must agree with their architecture."""
     env = dict(e.split("=", 1) for e in (image.attrs.get("Config") or {}).get("Env") or [])
     if "AUDITWHEEL_ARCH" not in env:
         pytest.skip("not a manylinux layout")
     assert env["AUDITWHEEL_ARCH"] == image.target.arch.uname_m
     assert env["AUDITWHEEL_PLAT"].endswith(image.target.arch.uname_m)
-    assert host.file("/usr/local/bin/manylinux-entrypoint").mode & 0o111
+    assert guest.file("/usr/local/bin/manylinux-entrypoint").mode & 0o111
 
 
 def test_entrypoint_runs_commands(image: ImageUnderTest) -> None:

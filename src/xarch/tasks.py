@@ -1,0 +1,193 @@
+"""The Invoke collection: thin wrappers that parse flags, call the modules and map
+errors to exit codes (2: bad input, nothing changed; 1: an operation failed)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from .errors import XarchError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_CONFIG = "config/images.yaml"
+CONFIG_HELP = (
+    f"config file (default {DEFAULT_CONFIG}; "
+    "config/offline.yaml for hosts without public registries)"
+)
+TARGET_HELP = "target name from the config; repeat for several (default: all)"
+
+
+def user_errors(fn: F) -> F:
+    """Turn XarchError into a message on stderr and the error's exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except XarchError as e:
+            sys.stdout.flush()
+            raise Exit(f"error: {e}", code=e.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _load(config: str, allow_unpinned: bool = False) -> Any:
+    from .config import load_config
+
+    return load_config(config, allow_unpinned=allow_unpinned)
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "target": TARGET_HELP,
+        "no_cache": "rebuild even when the build inputs are unchanged",
+        "allow_unpinned": "accept bases given by tag alone (not reproducible)",
+    },
+    iterable=["target"],
+)
+@user_errors
+def build_images(
+    c: Context,
+    config: str = DEFAULT_CONFIG,
+    target: list[str] | None = None,
+    no_cache: bool = False,
+    allow_unpinned: bool = False,
+) -> None:
+    """Build helper images: pinned base + pinned qemu-<arch>-static, labelled, per target."""
+    from .build import build_images as run
+
+    cfg = _load(config, allow_unpinned)
+    cfg.select(target)
+    run(cfg, target or None, no_cache=no_cache)
+
+
+@task(
+    help={"config": CONFIG_HELP, "target": TARGET_HELP},
+    iterable=["target"],
+)
+@user_errors
+def push_images(c: Context, config: str = DEFAULT_CONFIG, target: list[str] | None = None) -> None:
+    """Push per-arch helper images, then one verified multi-arch index per family and tag."""
+    from .push import push_images as run
+
+    cfg = _load(config)
+    cfg.select(target)
+    run(cfg, target or None)
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "target": TARGET_HELP,
+        "junit": "JUnit XML output (default build/test-images.xml; -F/-no-F suffixes for 'both')",
+        "binfmt_mode": "host (as it is), F, no-F, or both (F then no-F); "
+        "F/no-F register a temporary handler (root) and restore the host's afterwards",
+        "allow_unpinned": "accept bases given by tag alone",
+    },
+    iterable=["target"],
+)
+@user_errors
+def test_images(
+    c: Context,
+    config: str = DEFAULT_CONFIG,
+    target: list[str] | None = None,
+    junit: str | None = None,
+    binfmt_mode: str = "host",
+    allow_unpinned: bool = False,
+) -> None:
+    """Prove with pytest + testinfra that each helper image runs its architecture's code."""
+    from .testimages import run_suite
+
+    cfg = _load(config, allow_unpinned)
+    targets = cfg.select(target)
+    run_suite(
+        cfg,
+        targets,
+        mode=binfmt_mode,
+        junit=Path(junit) if junit else None,
+        allow_unpinned=allow_unpinned,
+    )
+
+
+@task(
+    help={
+        "port": "port on 127.0.0.1 (default 5000)",
+        "state_dir": "where the storage, config and pid file live "
+        "(default $XARCH_STATE_DIR/registry or ~/.local/state/xarch/registry)",
+        "htpasswd": "require basic auth with this htpasswd (bcrypt) file",
+    }
+)
+@user_errors
+def registry_up(
+    c: Context, port: int = 5000, state_dir: str | None = None, htpasswd: str | None = None
+) -> None:
+    """Start the embedded registry (Debian's docker-registry) on 127.0.0.1."""
+    from . import registry_server
+    from .paths import state_dir as default_state
+
+    registry_server.start(
+        Path(state_dir) if state_dir else default_state() / "registry",
+        port=port,
+        htpasswd=Path(htpasswd) if htpasswd else None,
+    )
+
+
+@task(
+    help={
+        "state_dir": "the registry's state directory (see registry-up)",
+        "purge": "also delete the stored images (destructive)",
+    }
+)
+@user_errors
+def registry_down(c: Context, state_dir: str | None = None, purge: bool = False) -> None:
+    """Stop the embedded registry; its storage is kept unless --purge."""
+    from . import registry_server
+    from .paths import state_dir as default_state
+
+    registry_server.stop(
+        Path(state_dir) if state_dir else default_state() / "registry", purge=purge
+    )
+
+
+@task(help={"state_dir": "the registry's state directory", "json": "print JSON"})
+@user_errors
+def registry_status(c: Context, state_dir: str | None = None, json_: bool = False) -> None:
+    """Say whether the embedded registry runs, where, and from which state directory."""
+    from . import registry_server
+    from .paths import state_dir as default_state
+
+    d = Path(state_dir) if state_dir else default_state() / "registry"
+    s = registry_server.status(d)
+    if json_:
+        print(
+            json.dumps(
+                {
+                    "running": s is not None,
+                    "address": s.address if s else None,
+                    "pid": s.pid if s else None,
+                    "state_dir": str(d),
+                }
+            )
+        )
+    elif s is None:
+        print(f"not running (state {d})")
+    else:
+        print(f"running at {s.address} (pid {s.pid}, state {d})")
+    if s is None:
+        raise Exit(code=1)
+
+
+ns = Collection()
+for _t in (build_images, push_images, test_images, registry_up, registry_down, registry_status):
+    ns.add_task(_t)
