@@ -31,6 +31,30 @@ REGISTRY_RE = re.compile(r"^[a-zA-Z0-9.-]+(?::[0-9]{1,5})?$")
 STANDIN_LAYOUTS = ("manylinux-standin", "debian")
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps numbers and dates as the strings written.
+
+    Every config value is a string (or a boolean). YAML 1.1 would turn ``tags: [3.10]``
+    into the float 3.1, ``010`` into 8 and ``2026-08-15`` into a date, silently
+    changing a tag or version; here they stay exactly as written.
+    """
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [
+        (tag, regexp)
+        for tag, regexp in resolvers
+        if tag
+        not in (
+            "tag:yaml.org,2002:int",
+            "tag:yaml.org,2002:float",
+            "tag:yaml.org,2002:timestamp",
+        )
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class RegistrySettings:
     address: str  # host[:port]
@@ -250,7 +274,7 @@ def load_config(path: str | Path, *, allow_unpinned: bool = False) -> Config:
     except OSError as e:
         raise ConfigError(str(p), "", f"cannot read: {e.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -370,7 +394,10 @@ def _parse_qemu(r: _Reader, config_path: Path) -> QemuPin:
         r.fail("missing: the sha256 of every emulator binary used", r.sub("sha256"))
     for name, value in sums.items():
         if not re.match(r"^qemu-[a-z0-9_]+-static$", name):
-            r.fail(f"expected keys like qemu-aarch64-static, found {name!r}", f"{r.sub('sha256')}")
+            r.fail(
+                f"expected keys like qemu-aarch64-static, found {name!r}",
+                f"{r.sub('sha256')}.{name}",
+            )
         if not SHA256_RE.match(value):
             r.fail(
                 f"expected 64 lowercase hex digits, found {value!r}", f"{r.sub('sha256')}.{name}"

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -52,13 +53,17 @@ def _candidates(binary: str) -> list[str]:
     return [binary, plain]
 
 
-def _verify(path: Path, expected: str, origin: str) -> None:
+def _verify(path: Path, binary: str, expected: str, origin: str, source_name: str = "") -> None:
+    """Check path against the pin of binary. source_name: the file's name in the source,
+    when it differs (qemu-<arch> for qemu-<arch>-static, a symlink's target)."""
     found = sha256_file(path)
     if found != expected:
+        as_file = f" (file {source_name})" if source_name and source_name != binary else ""
+        label = f"expected (config qemu.sha256.{binary}):"
         raise ChecksumMismatch(
-            f"{origin}: sha256 mismatch for {path.name}\n"
-            f"  expected (config qemu.sha256.{path.name}): {expected}\n"
-            f"  found:                                   {found}\n"
+            f"{origin}: sha256 mismatch for {binary}{as_file}\n"
+            f"  {label} {expected}\n"
+            f"  {'found:':<{len(label)}} {found}\n"
             "  The file was not used. If the new binary is the one you want, update the pin "
             "(and qemu.version) in the config; otherwise check the source."
         )
@@ -86,9 +91,16 @@ def ensure_emulators(pin: QemuPin, arches: Iterable[Arch], log: Log = print) -> 
             fetched = _fetch(pin.source, [a.qemu_binary for a in missing], Path(tmp), log)
             for a in missing:
                 src = fetched[a.qemu_binary]
-                _verify(src, pin.sha256_for(a), _describe_source(pin.source))
                 staged = Path(tmp) / f".{a.qemu_binary}.staged"
+                # Verify the copy, not the source: what is checked is what gets cached.
                 shutil.copyfile(src, staged)
+                _verify(
+                    staged,
+                    a.qemu_binary,
+                    pin.sha256_for(a),
+                    _describe_source(pin.source),
+                    source_name=src.name,
+                )
                 os.chmod(staged, 0o755)
                 os.replace(staged, d / a.qemu_binary)  # atomic: the cache never holds a bad file
                 out[a.name] = d / a.qemu_binary
@@ -129,7 +141,7 @@ def _fetch(s: QemuSource, binaries: list[str], tmp: Path, log: Log) -> dict[str,
         log(f"+ GET {_redact(url)}")
         try:
             if url.startswith("file://"):
-                shutil.copyfile(urllib.parse.urlparse(url).path, dest)
+                shutil.copyfile(urllib.request.url2pathname(urllib.parse.urlparse(url).path), dest)
             else:
                 with requests.get(url, stream=True, timeout=60) as r:
                     r.raise_for_status()

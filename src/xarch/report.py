@@ -40,3 +40,43 @@ def write_section(section: str, value: Any, path: Path | None = None) -> Path:
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, p)
     return p
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def summary(data: dict[str, Any]) -> str:
+    """A human summary of the report: one line per image and per index."""
+    out: list[str] = []
+    build = data.get("build") or {}
+    if build:
+        out.append(f"Built ({build.get('finished', '?')}, config {build.get('config', '?')}):")
+        rows: list[tuple[str, ...]] = [("TARGET", "PLATFORM", "STATUS", "BASE DIGEST", "IMAGE")]
+        for t in build.get("targets", []):
+            rows.append(
+                (
+                    t["target"],
+                    t["platform"],
+                    t["status"],
+                    (t.get("base") or {}).get("digest", "")[:19] + "...",
+                    t["image"],
+                )
+            )
+        out.append(_table(rows))
+    push = data.get("push") or {}
+    if push:
+        out.append(f"\nPushed to {push.get('registry', '?')} ({push.get('finished', '?')}):")
+        rows = [("KIND", "PLATFORM", "DIGEST", "REFERENCE")]
+        for im in push.get("images", []):
+            rows.append(("image", im["platform"], im["digest"], im["ref"]))
+        for ix in push.get("indexes", []):
+            plats = ",".join(m["platform"] for m in ix["manifests"])
+            rows.append(("index", plats, ix["digest"], ix["ref"]))
+        out.append(_table(rows))
+        for e in push.get("errors", []):
+            out.append(f"  error: {e.splitlines()[0]}")
+    return "\n".join(out)

@@ -188,6 +188,27 @@ def registry_status(c: Context, state_dir: str | None = None, json_: bool = Fals
         raise Exit(code=1)
 
 
+@task(help={"json": "print the whole report as JSON", "path": "report file"})
+@user_errors
+def report(c: Context, json_: bool = False, path: str | None = None) -> None:
+    """Show what was last built and pushed (images, platforms, digests) from build/."""
+    from .report import read_report, report_path, summary
+
+    p = Path(path) if path else report_path()
+    data = read_report(p)
+    if not data:
+        raise Exit(f"error: no report at {p}; run `invoke build-images` first", code=1)
+    print(json.dumps(data, indent=2, sort_keys=True) if json_ else summary(data))
+
+
 ns = Collection()
-for _t in (build_images, push_images, test_images, registry_up, registry_down, registry_status):
+for _t in (
+    build_images,
+    push_images,
+    test_images,
+    registry_up,
+    registry_down,
+    registry_status,
+    report,
+):
     ns.add_task(_t)

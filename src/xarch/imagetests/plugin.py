@@ -45,15 +45,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+_CONFIG_KEY = pytest.StashKey[Config]()
+
+
 def _config(config: pytest.Config) -> Config:
-    cached = getattr(config, "_xarch_config", None)
+    cached = config.stash.get(_CONFIG_KEY, None)
     if cached is None:
         cached = load_config(
             config.getoption("--xarch-config"),
             allow_unpinned=config.getoption("--xarch-allow-unpinned"),
         )
-        config._xarch_config = cached  # type: ignore[attr-defined]
-    return cached  # type: ignore[no-any-return]
+        config.stash[_CONFIG_KEY] = cached
+    return cached
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

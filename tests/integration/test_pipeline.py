@@ -1,0 +1,445 @@
+"""The core pipeline end to end on real parts: a Docker engine, an embedded
+registry, real binfmt_misc entries.
+
+The real manylinux2014_aarch64 cannot be pulled here, so the session builds a
+STAND-IN base (Debian arm64/ppc64el arranged like manylinux2014), pushes it to the
+test registry and pins it by digest: from there on the helper-image code path is
+the one a real pinned base takes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import yaml
+
+from xarch import binfmt, engine, qemu
+from xarch.build import (
+    L_BASE_DIGEST,
+    L_BASE_REF,
+    L_INPUTS,
+    L_QEMU_SHA,
+    L_QEMU_VERSION,
+    L_REVISION,
+    build_images,
+    helper_ref,
+)
+from xarch.config import BootstrapBase, Config, PinnedBase, RegistrySettings, load_config
+from xarch.errors import ChecksumMismatch, ImageNotFound, RegistryError, XarchError
+from xarch.push import push_images
+from xarch.registry import RegistryClient
+from xarch.registry_server import RegistryServer
+from xarch.report import read_report
+from xarch.standin import StandinSpec, ensure_standin_base
+from xarch.testimages import run_suite
+
+from .conftest import AuthRegistry, free_port
+
+pytestmark = [pytest.mark.docker, pytest.mark.registry]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+OFFLINE = REPO_ROOT / "config" / "offline.yaml"
+TAG = "t1"
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="session")
+def client() -> docker.DockerClient:
+    try:
+        return engine.connect()
+    except XarchError as e:
+        pytest.skip(f"no Docker engine: {e}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_build_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Reports go to a temporary build/ so the tests never touch the user's."""
+    d = tmp_path_factory.mktemp("build")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XARCH_BUILD_DIR", str(d))
+        yield d
+
+
+@pytest.fixture(scope="session")
+def offline() -> Config:
+    return load_config(OFFLINE)
+
+
+@pytest.fixture(scope="session")
+def standin_bases(
+    client: docker.DockerClient, registry_server: RegistryServer, offline: Config
+) -> Iterator[dict[str, PinnedBase]]:
+    """The offline profile's stand-in bases, pushed to the test registry, by digest.
+
+    Uses the cached root filesystems (the quick start makes them); bootstraps when
+    they are missing, which takes a few minutes per architecture.
+    """
+    reg = RegistrySettings(address=registry_server.address, namespace="test", insecure=None)
+    emulators = qemu.ensure_emulators(offline.qemu, [t.arch for t in offline.targets], quiet)
+    out = {}
+    for t in offline.targets:
+        assert isinstance(t.base, BootstrapBase)
+        spec = StandinSpec(base=t.base, arch=t.arch)
+        out[t.arch.name] = ensure_standin_base(client, reg, spec, emulators[t.arch.name], quiet)
+    yield out
+    _remove_images_of(client, registry_server.address)
+
+
+def _remove_images_of(client: docker.DockerClient, address: str) -> None:
+    """Untag/remove every local image that refers to a test registry."""
+    for img in client.images.list():
+        for tag in img.tags:
+            if tag.startswith(address + "/"):
+                with contextlib.suppress(docker.errors.APIError):
+                    client.images.remove(tag, noprune=False)
+
+
+def write_config(
+    path: Path,
+    address: str,
+    bases: dict[str, PinnedBase],
+    offline: Config,
+    *,
+    namespace: str = "xarch-test",
+    family: str = "standin-manylinux2014",
+    arches: tuple[str, ...] = ("aarch64", "ppc64le"),
+    sha256: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+) -> Path:
+    """A config that pins the stand-ins by digest, exactly like config/images.yaml
+    pins quay.io/pypa/manylinux2014_aarch64."""
+    doc: dict[str, Any] = {
+        "registry": {"address": address, "namespace": namespace},
+        "qemu": {
+            "version": offline.qemu.version,
+            "source": {
+                "apt": {
+                    "package": offline.qemu.source.package,
+                    "version": offline.qemu.source.version,
+                }
+            },
+            "sha256": dict(offline.qemu.sha256) | (sha256 or {}),
+        },
+        "targets": [
+            {
+                "name": f"standin-{arch}",
+                "arch": arch,
+                "base": {
+                    "image": bases[arch].image,
+                    "tag": bases[arch].tag,
+                    "digest": bases[arch].digest,
+                },
+                "family": family,
+                "tags": [TAG],
+                "labels": labels or {},
+            }
+            for arch in arches
+        ],
+    }
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def pinned_config(
+    tmp_path_factory: pytest.TempPathFactory,
+    registry_server: RegistryServer,
+    standin_bases: dict[str, PinnedBase],
+    offline: Config,
+) -> Config:
+    path = tmp_path_factory.mktemp("cfg") / "pinned.yaml"
+    write_config(path, registry_server.address, standin_bases, offline)
+    return load_config(path)
+
+
+@pytest.fixture(scope="session")
+def built(pinned_config: Config, client: docker.DockerClient) -> list[Any]:
+    return build_images(pinned_config, no_cache=True, client=client, log=quiet)
+
+
+# ----------------------------------------------------------------------------- build
+
+
+def test_build_gives_each_target_its_own_platform(
+    built: list[Any], pinned_config: Config, client: docker.DockerClient
+) -> None:
+    assert [r.status for r in built] == ["built", "built"]
+    for t in pinned_config.targets:
+        attrs = engine.inspect(client, helper_ref(pinned_config, t, TAG))
+        assert attrs is not None
+        assert (attrs["Os"], attrs["Architecture"]) == ("linux", t.arch.docker_arch)
+        assert (attrs.get("Variant") or "") == t.arch.docker_variant
+
+
+def test_build_labels_record_base_qemu_and_inputs(
+    built: list[Any],
+    pinned_config: Config,
+    standin_bases: dict[str, PinnedBase],
+    client: docker.DockerClient,
+) -> None:
+    for t in pinned_config.targets:
+        labels = engine.image_labels(client, helper_ref(pinned_config, t, TAG)) or {}
+        base = standin_bases[t.arch.name]
+        assert labels[L_BASE_DIGEST] == base.digest
+        assert labels[L_BASE_REF] == f"{base.image}@{base.digest}"
+        assert labels[L_QEMU_SHA] == pinned_config.qemu.sha256_for(t.arch)
+        assert labels[L_QEMU_VERSION] == pinned_config.qemu.version
+        assert labels[L_INPUTS].startswith("sha256:")
+        assert labels[L_REVISION]
+
+
+def test_build_report_lists_every_target(built: list[Any], isolated_build_dir: Path) -> None:
+    report = json.loads((isolated_build_dir / "xarch-report.json").read_text())
+    rows = {r["target"]: r for r in report["build"]["targets"]}
+    assert set(rows) == {"standin-aarch64", "standin-ppc64le"}
+    assert all(r["status"] == "built" and r["image_id"] for r in rows.values())
+
+
+def test_unchanged_rebuild_is_skipped(
+    built: list[Any], pinned_config: Config, client: docker.DockerClient
+) -> None:
+    again = build_images(pinned_config, client=client, log=quiet)
+    assert [r.status for r in again] == ["up-to-date", "up-to-date"]
+    assert [r.image_id for r in again] == [r.image_id for r in built]
+
+
+def test_no_cache_rebuilds_everything(
+    built: list[Any], pinned_config: Config, client: docker.DockerClient
+) -> None:
+    again = build_images(pinned_config, no_cache=True, client=client, log=quiet)
+    assert [r.status for r in again] == ["built", "built"]
+
+
+def test_changed_input_rebuilds_only_that_target(
+    built: list[Any],
+    pinned_config: Config,
+    standin_bases: dict[str, PinnedBase],
+    offline: Config,
+    registry_server: RegistryServer,
+    client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    changed = load_config(
+        write_config(
+            tmp_path / "changed.yaml",
+            registry_server.address,
+            standin_bases,
+            offline,
+            arches=("aarch64",),
+            labels={"org.example.note": "changed"},
+        )
+    )
+    try:
+        result = build_images(changed, client=client, log=quiet)
+        assert [r.status for r in result] == ["built"]
+        untouched = build_images(pinned_config, ["standin-ppc64le"], client=client, log=quiet)
+        assert [r.status for r in untouched] == ["up-to-date"]
+    finally:
+        build_images(pinned_config, ["standin-aarch64"], client=client, log=quiet)
+
+
+def test_checksum_mismatch_builds_nothing(
+    standin_bases: dict[str, PinnedBase],
+    offline: Config,
+    registry_server: RegistryServer,
+    client: docker.DockerClient,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("XARCH_CACHE_DIR", str(tmp_path / "cache"))  # force a fresh fetch
+    bad = load_config(
+        write_config(
+            tmp_path / "bad.yaml",
+            registry_server.address,
+            standin_bases,
+            offline,
+            family="checksum-test",
+            arches=("aarch64",),
+            sha256={"qemu-aarch64-static": "0" * 64},
+        )
+    )
+    with pytest.raises(ChecksumMismatch, match="0000000000000000"):
+        build_images(bad, client=client, log=quiet)
+    assert engine.inspect(client, helper_ref(bad, bad.targets[0], TAG)) is None
+    assert not list((tmp_path / "cache").rglob("qemu-aarch64-static"))
+
+
+def test_unpullable_base_fails_clearly(
+    offline: Config, registry_server: RegistryServer, client: docker.DockerClient, tmp_path: Path
+) -> None:
+    missing = PinnedBase(
+        image=f"{registry_server.address}/test/not-there", tag="x", digest="sha256:" + "1" * 64
+    )
+    cfg = load_config(
+        write_config(
+            tmp_path / "missing.yaml",
+            registry_server.address,
+            {"aarch64": missing},
+            offline,
+            family="missing-base",
+            arches=("aarch64",),
+        )
+    )
+    with pytest.raises(ImageNotFound, match="cannot pull the base image") as err:
+        build_images(cfg, client=client, log=quiet)
+    assert err.value.exit_code == 1
+    report = read_report()
+    assert [r["status"] for r in report["build"]["targets"]] == ["failed"]
+
+
+# ------------------------------------------------------------------------------ push
+
+
+@pytest.fixture(scope="session")
+def pushed(built: list[Any], pinned_config: Config, client: docker.DockerClient) -> Any:
+    return push_images(pinned_config, client=client, log=quiet)
+
+
+def test_push_writes_one_index_listing_every_platform(
+    pushed: Any, pinned_config: Config, registry_server: RegistryServer
+) -> None:
+    reg = RegistryClient(registry_server.address)
+    repo = pinned_config.registry.repository("standin-manylinux2014")
+    desc, doc = reg.get_manifest(repo, TAG)
+    assert [ix.digest for ix in pushed.indexes] == [desc.digest]
+    listed = {m["digest"]: m["platform"] for m in doc["manifests"]}
+    assert {im.digest for im in pushed.images} == set(listed)
+    platforms = sorted(
+        "/".join([p["os"], p["architecture"], *([p["variant"]] if "variant" in p else [])])
+        for p in listed.values()
+    )
+    assert platforms == ["linux/arm64/v8", "linux/ppc64le"]
+
+
+def test_push_records_digests_in_report(pushed: Any, isolated_build_dir: Path) -> None:
+    report = json.loads((isolated_build_dir / "xarch-report.json").read_text())
+    assert [i["digest"] for i in report["push"]["images"]] == [i.digest for i in pushed.images]
+    assert report["push"]["indexes"][0]["digest"] == pushed.indexes[0].digest
+    assert report["push"]["errors"] == []
+
+
+def test_index_serves_each_platform_to_docker_pull(
+    pushed: Any, pinned_config: Config, client: docker.DockerClient
+) -> None:
+    name = pinned_config.registry.image_name("standin-manylinux2014")
+    ref = f"{name}@{pushed.indexes[0].digest}"
+    for platform, arch in (("linux/ppc64le", "ppc64le"), ("linux/arm64", "arm64")):
+        r = subprocess.run(
+            ["docker", "pull", "-q", "--platform", platform, ref],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert r.returncode == 0, r.stderr
+        assert (engine.inspect(client, ref) or {}).get("Architecture") == arch
+        client.images.remove(ref)
+
+
+def test_push_refuses_index_when_a_member_was_never_pushed(
+    standin_bases: dict[str, PinnedBase],
+    offline: Config,
+    registry_server: RegistryServer,
+    client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    cfg = load_config(
+        write_config(
+            tmp_path / "partial.yaml",
+            registry_server.address,
+            standin_bases,
+            offline,
+            namespace="partial",
+        )
+    )
+    build_images(cfg, client=client, log=quiet)
+    with pytest.raises(RegistryError, match="never been pushed"):
+        push_images(cfg, ["standin-aarch64"], client=client, log=quiet)
+    reg = RegistryClient(registry_server.address)
+    repo = cfg.registry.repository("standin-manylinux2014")
+    assert reg.head_manifest(repo, f"{TAG}-aarch64") is not None
+    assert reg.head_manifest(repo, TAG) is None
+
+
+def test_push_to_unreachable_registry_fails_without_writing(
+    standin_bases: dict[str, PinnedBase],
+    offline: Config,
+    client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    cfg = load_config(write_config(tmp_path / "down.yaml", address, standin_bases, offline))
+    build_images(cfg, client=client, log=quiet)
+    try:
+        with pytest.raises(RegistryError, match="registry-up") as err:
+            push_images(cfg, client=client, log=quiet)
+        assert err.value.exit_code == 1
+    finally:
+        _remove_images_of(client, address)
+
+
+def test_push_with_login_uses_docker_credentials_and_never_prints_them(
+    standin_bases: dict[str, PinnedBase],
+    offline: Config,
+    auth_registry_server: AuthRegistry,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    auth = auth_registry_server
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    cfg = load_config(write_config(tmp_path / "auth.yaml", auth.address, standin_bases, offline))
+    client = engine.connect()  # reads DOCKER_CONFIG now
+    lines: list[str] = []
+    try:
+        build_images(cfg, client=client, log=lines.append)
+        with pytest.raises(RegistryError, match="docker login") as err:
+            push_images(cfg, client=client, log=lines.append)
+        assert auth.password not in str(err.value)
+        login = subprocess.run(
+            ["docker", "login", "-u", auth.user, "--password-stdin", auth.address],
+            input=auth.password,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert login.returncode == 0, login.stderr
+        client = engine.connect()
+        outcome = push_images(cfg, client=client, log=lines.append)
+        assert len(outcome.indexes) == 1
+        assert auth.password not in "\n".join(lines)
+        assert (
+            auth.password
+            not in Path(os.environ["XARCH_BUILD_DIR"], "xarch-report.json").read_text()
+        )
+    finally:
+        _remove_images_of(client, auth.address)
+
+
+# ------------------------------------------------------------------------ test-images
+
+
+def test_image_suite_passes_with_and_without_flag_f(
+    built: list[Any], pinned_config: Config, tmp_path: Path
+) -> None:
+    if os.geteuid() != 0 or not binfmt.is_available():
+        pytest.skip("needs root and binfmt_misc")
+    before = binfmt.snapshot()
+    runs = run_suite(
+        pinned_config, pinned_config.targets, mode="both", junit=tmp_path / "j.xml", log=quiet
+    )
+    assert [r.mode for r in runs] == ["F", "no-F"]
+    assert all(r.returncode == 0 for r in runs)
+    for r in runs:
+        junit = r.junit.read_text()
+        assert 'failures="0"' in junit and 'errors="0"' in junit
+    assert binfmt.snapshot() == before
