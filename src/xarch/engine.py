@@ -42,7 +42,8 @@ def connect(timeout: int = 600) -> docker.DockerClient:
 
 
 def _short(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
+    explanation = getattr(e, "explanation", None)  # docker.errors.APIError: the daemon's words
+    text = str(explanation or e).strip().splitlines()
     return text[0][:200] if text else type(e).__name__
 
 
