@@ -43,7 +43,10 @@ class ImageNotFound(XarchError):
 
 
 class ChecksumMismatch(XarchError):
-    """A pinned file's sha256 is not the pinned one."""
+    """A pinned file's sha256 is not the pinned one: the pin or the source is wrong,
+    which is bad input (exit 2); nothing was used."""
+
+    exit_code = 2
 
 
 class FetchError(XarchError):

@@ -201,6 +201,107 @@ def report(c: Context, json_: bool = False, path: str | None = None) -> None:
     print(json.dumps(data, indent=2, sort_keys=True) if json_ else summary(data))
 
 
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "json": "print the diagnosis as JSON (for CI)",
+        "no_probe": "skip the container probes (privileged and least-privilege starts)",
+    }
+)
+@user_errors
+def doctor(
+    c: Context, config: str = DEFAULT_CONFIG, json_: bool = False, no_probe: bool = False
+) -> None:
+    """Explain whether each configured image would run here, and the fix when not."""
+    from .doctor import diagnose, dumps, render
+    from .installer_probe import probe_image
+
+    cfg = _load(config, allow_unpinned=True)
+    report = diagnose(
+        cfg, probe_image=None if no_probe else probe_image(cfg), probe_containers=not no_probe
+    )
+    print(dumps(report) if json_ else render(report))
+    if not report.ok:
+        raise Exit(code=1)
+
+
+ARCH_HELP = "architecture (aarch64 ppc64le s390x armv7l riscv64, or all); repeatable"
+
+
+@task(
+    help={
+        "config": CONFIG_HELP + "; its qemu pin names the emulators",
+        "arch": ARCH_HELP,
+        "flags": "binfmt flags: F (default), P; C and O only on explicit request",
+        "persist": "also write /etc/binfmt.d/qemu-<arch>.conf (systemd-binfmt loads it at boot)",
+        "force": "replace a different existing handler for the same architecture",
+    },
+    iterable=["arch"],
+)
+@user_errors
+def binfmt_install(
+    c: Context,
+    config: str = DEFAULT_CONFIG,
+    arch: list[str] | None = None,
+    flags: str = "F",
+    persist: bool = False,
+    force: bool = False,
+) -> None:
+    """Register the pinned emulators as binfmt_misc handlers on this host (root)."""
+    from .hostemu import install
+
+    cfg = _load(config, allow_unpinned=True)
+    outcomes = install(cfg.qemu, arch or [], flags=flags, persist=persist, force=force)
+    for o in outcomes:
+        extra = f", persisted in {o.persisted}" if o.persisted else ""
+        print(f"{o.arch}: {o.action} ({o.name}: {o.interpreter}, flags {o.flags}){extra}")
+
+
+@task(help={"arch": ARCH_HELP}, iterable=["arch"])
+@user_errors
+def binfmt_uninstall(c: Context, arch: list[str] | None = None) -> None:
+    """Remove the qemu-<arch> handlers named (and xarch's persisted files for them)."""
+    from .hostemu import uninstall
+
+    for o in uninstall(arch or []):
+        extra = f", removed {o.persisted}" if o.persisted else ""
+        print(f"{o.arch}: {o.action} ({o.name}){extra}")
+
+
+@task(
+    help={
+        "config": CONFIG_HELP + "; used to check interpreters against the pin",
+        "json": "print JSON",
+    }
+)
+@user_errors
+def binfmt_status(c: Context, config: str = DEFAULT_CONFIG, json_: bool = False) -> None:
+    """List the host's binfmt_misc handlers: interpreter, flags, pinned, persisted."""
+    from . import binfmt
+    from .doctor import DoctorReport, render
+    from .hostemu import INSTALL_DIR, status
+
+    cfg = _load(config, allow_unpinned=True) if Path(config).exists() else None
+    available = binfmt.is_available()
+    rows = [s.to_json() for s in status(cfg.qemu if cfg else None)] if available else []
+    if json_:
+        print(
+            json.dumps(
+                {
+                    "binfmt_misc": {"available": available, "path": str(binfmt.BINFMT_DIR)},
+                    "install_dir": str(INSTALL_DIR),
+                    "handlers": rows,
+                },
+                indent=2,
+            )
+        )
+        return
+    if not available:
+        raise Exit(f"binfmt_misc is not mounted at {binfmt.BINFMT_DIR}", code=1)
+    print(f"xarch installs emulators in {INSTALL_DIR}")
+    print(render(DoctorReport(handlers=rows)).split("\n", 1)[1].lstrip("\n"))
+
+
 ns = Collection()
 for _t in (
     build_images,
@@ -210,5 +311,9 @@ for _t in (
     registry_down,
     registry_status,
     report,
+    doctor,
+    binfmt_install,
+    binfmt_uninstall,
+    binfmt_status,
 ):
     ns.add_task(_t)

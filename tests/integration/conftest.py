@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import docker
+import docker.errors
 import pytest
+import yaml
 
+from xarch import engine, qemu
 from xarch import registry_server as rs
+from xarch.build import build_images
+from xarch.config import BootstrapBase, Config, PinnedBase, RegistrySettings, load_config
+from xarch.errors import XarchError
 from xarch.registry_server import RegistryServer
+from xarch.standin import StandinSpec, ensure_standin_base
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+OFFLINE = REPO_ROOT / "config" / "offline.yaml"
+TAG = "t1"
+SESSION_START = time.time()
 
 # ---------------------------------------------------------------------------------------
 # Embedded registry fixtures (xarch.registry_server): a real docker-registry process on
@@ -80,3 +97,146 @@ def auth_registry_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[A
 
 
 # ------------------------------ end of registry fixtures -------------------------------
+
+
+# ---------------------------------------------------------------------------------------
+# Pipeline fixtures: a Docker engine, the offline profile's STAND-IN bases pushed to the
+# test registry and pinned by digest, and helper images built from them. Test images are
+# removed at the end of the session (tags under the test registries, and the untagged
+# images the session's builds left behind).
+# ---------------------------------------------------------------------------------------
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+@pytest.fixture(scope="session")
+def client() -> docker.DockerClient:
+    try:
+        return engine.connect()
+    except XarchError as e:
+        pytest.skip(f"no Docker engine: {e}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_build_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Reports go to a temporary build/ so the tests never touch the user's."""
+    d = tmp_path_factory.mktemp("build")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XARCH_BUILD_DIR", str(d))
+        yield d
+
+
+@pytest.fixture(scope="session")
+def offline() -> Config:
+    return load_config(OFFLINE)
+
+
+@pytest.fixture(scope="session")
+def standin_bases(
+    client: docker.DockerClient, registry_server: RegistryServer, offline: Config
+) -> Iterator[dict[str, PinnedBase]]:
+    """The offline profile's stand-in bases, pushed to the test registry, by digest.
+
+    Uses the cached root filesystems (the quick start makes them); bootstraps when
+    they are missing, which takes a few minutes per architecture.
+    """
+    reg = RegistrySettings(address=registry_server.address, namespace="test", insecure=None)
+    emulators = qemu.ensure_emulators(offline.qemu, [t.arch for t in offline.targets], quiet)
+    out = {}
+    for t in offline.targets:
+        assert isinstance(t.base, BootstrapBase)
+        spec = StandinSpec(base=t.base, arch=t.arch)
+        out[t.arch.name] = ensure_standin_base(client, reg, spec, emulators[t.arch.name], quiet)
+    yield out
+    remove_images_of(client, registry_server.address)
+
+
+def remove_images_of(client: docker.DockerClient, address: str) -> None:
+    """Untag/remove every local image that refers to a test registry, then the
+    untagged helper images this session's builds left behind."""
+    for img in client.images.list():
+        for tag in img.tags:
+            if tag.startswith(address + "/"):
+                with contextlib.suppress(docker.errors.APIError):
+                    client.images.remove(tag, noprune=False)
+    dangling = client.images.list(filters={"dangling": True, "label": "io.xarch.inputs-hash"})
+    for img in dangling:
+        created = img.attrs.get("Created", "")
+        if _created_after(created, SESSION_START):
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(img.id, noprune=False)
+
+
+def _created_after(created: str, since: float) -> bool:
+    from datetime import datetime
+
+    try:
+        ts = datetime.fromisoformat(created.split(".")[0].rstrip("Z") + "+00:00").timestamp()
+    except ValueError:
+        return False
+    return ts >= since - 1
+
+
+def write_config(
+    path: Path,
+    address: str,
+    bases: dict[str, PinnedBase],
+    offline: Config,
+    *,
+    namespace: str = "xarch-test",
+    family: str = "standin-manylinux2014",
+    arches: tuple[str, ...] = ("aarch64", "ppc64le"),
+    sha256: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+) -> Path:
+    """A config that pins the stand-ins by digest, exactly like config/images.yaml
+    pins quay.io/pypa/manylinux2014_aarch64."""
+    doc: dict[str, Any] = {
+        "registry": {"address": address, "namespace": namespace},
+        "qemu": {
+            "version": offline.qemu.version,
+            "source": {
+                "apt": {
+                    "package": offline.qemu.source.package,
+                    "version": offline.qemu.source.version,
+                }
+            },
+            "sha256": dict(offline.qemu.sha256) | (sha256 or {}),
+        },
+        "targets": [
+            {
+                "name": f"standin-{arch}",
+                "arch": arch,
+                "base": {
+                    "image": bases[arch].image,
+                    "tag": bases[arch].tag,
+                    "digest": bases[arch].digest,
+                },
+                "family": family,
+                "tags": [TAG],
+                "labels": labels or {},
+            }
+            for arch in arches
+        ],
+    }
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def pinned_config(
+    tmp_path_factory: pytest.TempPathFactory,
+    registry_server: RegistryServer,
+    standin_bases: dict[str, PinnedBase],
+    offline: Config,
+) -> Config:
+    path = tmp_path_factory.mktemp("cfg") / "pinned.yaml"
+    write_config(path, registry_server.address, standin_bases, offline)
+    return load_config(path)
+
+
+@pytest.fixture(scope="session")
+def built(pinned_config: Config, client: docker.DockerClient) -> list[Any]:
+    return build_images(pinned_config, no_cache=True, client=client, log=quiet)

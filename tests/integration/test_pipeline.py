@@ -9,19 +9,16 @@ the one a real pinned base takes.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
-import yaml
 
-from xarch import binfmt, engine, qemu
+from xarch import binfmt, engine
 from xarch.build import (
     L_BASE_DIGEST,
     L_BASE_REF,
@@ -32,140 +29,24 @@ from xarch.build import (
     build_images,
     helper_ref,
 )
-from xarch.config import BootstrapBase, Config, PinnedBase, RegistrySettings, load_config
-from xarch.errors import ChecksumMismatch, ImageNotFound, RegistryError, XarchError
+from xarch.config import Config, PinnedBase, load_config
+from xarch.errors import ChecksumMismatch, ImageNotFound, RegistryError
 from xarch.push import push_images
 from xarch.registry import RegistryClient
 from xarch.registry_server import RegistryServer
 from xarch.report import read_report
-from xarch.standin import StandinSpec, ensure_standin_base
 from xarch.testimages import run_suite
 
-from .conftest import AuthRegistry, free_port
+from .conftest import (
+    TAG,
+    AuthRegistry,
+    free_port,
+    quiet,
+    remove_images_of,
+    write_config,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-OFFLINE = REPO_ROOT / "config" / "offline.yaml"
-TAG = "t1"
-
-
-def quiet(_: str) -> None:
-    pass
-
-
-@pytest.fixture(scope="session")
-def client() -> docker.DockerClient:
-    try:
-        return engine.connect()
-    except XarchError as e:
-        pytest.skip(f"no Docker engine: {e}")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def isolated_build_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Reports go to a temporary build/ so the tests never touch the user's."""
-    d = tmp_path_factory.mktemp("build")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("XARCH_BUILD_DIR", str(d))
-        yield d
-
-
-@pytest.fixture(scope="session")
-def offline() -> Config:
-    return load_config(OFFLINE)
-
-
-@pytest.fixture(scope="session")
-def standin_bases(
-    client: docker.DockerClient, registry_server: RegistryServer, offline: Config
-) -> Iterator[dict[str, PinnedBase]]:
-    """The offline profile's stand-in bases, pushed to the test registry, by digest.
-
-    Uses the cached root filesystems (the quick start makes them); bootstraps when
-    they are missing, which takes a few minutes per architecture.
-    """
-    reg = RegistrySettings(address=registry_server.address, namespace="test", insecure=None)
-    emulators = qemu.ensure_emulators(offline.qemu, [t.arch for t in offline.targets], quiet)
-    out = {}
-    for t in offline.targets:
-        assert isinstance(t.base, BootstrapBase)
-        spec = StandinSpec(base=t.base, arch=t.arch)
-        out[t.arch.name] = ensure_standin_base(client, reg, spec, emulators[t.arch.name], quiet)
-    yield out
-    _remove_images_of(client, registry_server.address)
-
-
-def _remove_images_of(client: docker.DockerClient, address: str) -> None:
-    """Untag/remove every local image that refers to a test registry."""
-    for img in client.images.list():
-        for tag in img.tags:
-            if tag.startswith(address + "/"):
-                with contextlib.suppress(docker.errors.APIError):
-                    client.images.remove(tag, noprune=False)
-
-
-def write_config(
-    path: Path,
-    address: str,
-    bases: dict[str, PinnedBase],
-    offline: Config,
-    *,
-    namespace: str = "xarch-test",
-    family: str = "standin-manylinux2014",
-    arches: tuple[str, ...] = ("aarch64", "ppc64le"),
-    sha256: dict[str, str] | None = None,
-    labels: dict[str, str] | None = None,
-) -> Path:
-    """A config that pins the stand-ins by digest, exactly like config/images.yaml
-    pins quay.io/pypa/manylinux2014_aarch64."""
-    doc: dict[str, Any] = {
-        "registry": {"address": address, "namespace": namespace},
-        "qemu": {
-            "version": offline.qemu.version,
-            "source": {
-                "apt": {
-                    "package": offline.qemu.source.package,
-                    "version": offline.qemu.source.version,
-                }
-            },
-            "sha256": dict(offline.qemu.sha256) | (sha256 or {}),
-        },
-        "targets": [
-            {
-                "name": f"standin-{arch}",
-                "arch": arch,
-                "base": {
-                    "image": bases[arch].image,
-                    "tag": bases[arch].tag,
-                    "digest": bases[arch].digest,
-                },
-                "family": family,
-                "tags": [TAG],
-                "labels": labels or {},
-            }
-            for arch in arches
-        ],
-    }
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
-
-
-@pytest.fixture(scope="session")
-def pinned_config(
-    tmp_path_factory: pytest.TempPathFactory,
-    registry_server: RegistryServer,
-    standin_bases: dict[str, PinnedBase],
-    offline: Config,
-) -> Config:
-    path = tmp_path_factory.mktemp("cfg") / "pinned.yaml"
-    write_config(path, registry_server.address, standin_bases, offline)
-    return load_config(path)
-
-
-@pytest.fixture(scope="session")
-def built(pinned_config: Config, client: docker.DockerClient) -> list[Any]:
-    return build_images(pinned_config, no_cache=True, client=client, log=quiet)
 
 
 # ----------------------------------------------------------------------------- build
@@ -385,7 +266,7 @@ def test_push_to_unreachable_registry_fails_without_writing(
             push_images(cfg, client=client, log=quiet)
         assert err.value.exit_code == 1
     finally:
-        _remove_images_of(client, address)
+        remove_images_of(client, address)
 
 
 def test_push_with_login_uses_docker_credentials_and_never_prints_them(
@@ -422,7 +303,7 @@ def test_push_with_login_uses_docker_credentials_and_never_prints_them(
             not in Path(os.environ["XARCH_BUILD_DIR"], "xarch-report.json").read_text()
         )
     finally:
-        _remove_images_of(client, auth.address)
+        remove_images_of(client, auth.address)
 
 
 # ------------------------------------------------------------------------ test-images
