@@ -67,9 +67,9 @@ fi
 if [ ! -x .venv/bin/python ]; then
   run python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import xarch, docker, invoke, yaml, testinfra, ruff, mypy' 2>/dev/null \
+if ! .venv/bin/python -c 'import xarch, docker, invoke, yaml, testinfra, ruff, mypy, matplotlib' 2>/dev/null \
    || [ pyproject.toml -nt .venv/.xarch-installed ]; then
-  run .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+  run .venv/bin/pip install -q --disable-pip-version-check -e '.[dev,bench]'
   touch .venv/.xarch-installed
 else
   say "Python environment: .venv up to date"

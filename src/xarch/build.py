@@ -306,17 +306,24 @@ def build_images(
 ) -> list[BuildResult]:
     """Build the selected targets; returns one result per target (failures included).
 
+    The binfmt installer image (one result per variant) is built too when the config
+    has an ``installer`` section and no target, or ``binfmt-installer``, is named.
     Raises the first XarchError after writing the report when any target failed.
     """
     targets = config.select(target_names)
+    with_installer = config.wants_installer(target_names)
+    total = len(targets) + (
+        len(config.installer.hosts) if with_installer and config.installer else 0
+    )
     client = client or engine.connect()
-    log(f"Checking the pinned emulators (QEMU {config.qemu.version})")
+    if targets:
+        log(f"Checking the pinned emulators (QEMU {config.qemu.version})")
     emulators = qemu.ensure_emulators(config.qemu, [t.arch for t in targets], log)
     revision = source_revision()
     results: list[BuildResult] = []
     first_error: XarchError | None = None
     for i, t in enumerate(targets, 1):
-        log(f"[{i}/{len(targets)}] {t.name} ({t.arch.platform})")
+        log(f"[{i}/{total}] {t.name} ({t.arch.platform})")
         try:
             results.append(
                 build_target(
@@ -344,6 +351,20 @@ def build_images(
                 )
             )
             log(f"  {t.name}: FAILED: {str(e).splitlines()[0]}")
+    if with_installer:
+        from .installer import build_installer
+
+        inst_results, inst_error = build_installer(
+            config,
+            client=client,
+            no_cache=no_cache,
+            revision=revision,
+            log=log,
+            first=len(targets) + 1,
+            total=total,
+        )
+        results.extend(inst_results)
+        first_error = first_error or inst_error
     path = write_section(
         "build",
         {

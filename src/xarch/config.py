@@ -29,6 +29,8 @@ TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 COMPONENT_RE = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 REGISTRY_RE = re.compile(r"^[a-zA-Z0-9.-]+(?::[0-9]{1,5})?$")
 STANDIN_LAYOUTS = ("manylinux-standin", "debian")
+#: The --target name that selects the binfmt installer image (both variants).
+INSTALLER_TARGET = "binfmt-installer"
 
 
 class _Loader(yaml.SafeLoader):
@@ -144,23 +146,82 @@ class Target:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BusyboxPin:
+    """The static shell of the binfmt installer image: a Debian package at an exact
+    version, and the sha256 of its /bin/busybox per architecture."""
+
+    package: str
+    version: str
+    sha256: Mapping[str, str]  # our arch name (x86_64, aarch64) -> hex digest
+
+    def source(self, arch: Arch) -> QemuSource:
+        return QemuSource(
+            kind="apt", package=self.package, version=self.version, debian_arch=arch.debian_arch
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstallerHost:
+    """One variant of the installer image: for hosts of ``arch``, carrying the
+    emulators of ``emulates``."""
+
+    arch: Arch
+    emulates: tuple[Arch, ...]
+    sha256: Mapping[str, str]  # every carried qemu binary -> hex digest (resolved)
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstallerSettings:
+    """The least-privilege binfmt installer image (images/binfmt/)."""
+
+    image: str  # repository under registry.namespace
+    tags: tuple[str, ...]  # multi-arch tags; per variant <tag>-<host arch name>
+    busybox: BusyboxPin
+    hosts: tuple[InstallerHost, ...]
+
+    def host(self, arch: Arch) -> InstallerHost | None:
+        return next((h for h in self.hosts if h.arch is arch), None)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     path: Path
     registry: RegistrySettings
     qemu: QemuPin
     targets: tuple[Target, ...]
+    installer: InstallerSettings | None = None
+
+    def wants_installer(self, names: list[str] | None) -> bool:
+        """Whether a build/push of ``names`` includes the installer image: when no
+        target is named, or when ``binfmt-installer`` is (and the config has one)."""
+        return self.installer is not None and (not names or INSTALLER_TARGET in names)
 
     def select(self, names: list[str] | None) -> tuple[Target, ...]:
-        """The targets named (all when names is empty), in config order."""
+        """The targets named (all when names is empty), in config order.
+
+        ``binfmt-installer`` names the installer image, not a target: it is accepted
+        when the config has an ``installer`` section and selects no target.
+        """
         if not names:
             return self.targets
+        if INSTALLER_TARGET in names:
+            if self.installer is None:
+                raise BadInput(
+                    f"{self.path}: {INSTALLER_TARGET!r} selects the binfmt installer image, "
+                    "but this config has no `installer:` section"
+                )
+            names = [n for n in names if n != INSTALLER_TARGET]
+            if not names:
+                return ()
         known = {t.name: t for t in self.targets}
         for n in names:
             if n not in known:
-                close = difflib.get_close_matches(n, list(known), n=1)
+                candidates = [*known, *([INSTALLER_TARGET] if self.installer else [])]
+                close = difflib.get_close_matches(n, candidates, n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
                 raise BadInput(
-                    f"{self.path}: no target named {n!r}; targets: {', '.join(known)}.{hint}"
+                    f"{self.path}: no target named {n!r}; targets: {', '.join(known)}"
+                    f"{', ' + INSTALLER_TARGET if self.installer else ''}.{hint}"
                 )
         return tuple(t for t in self.targets if t.name in names)
 
@@ -285,7 +346,7 @@ def load_config(path: str | Path, *, allow_unpinned: bool = False) -> Config:
 
 def parse_config(path: Path, data: Any, *, allow_unpinned: bool = False) -> Config:
     root = _Reader(path, "", data if data is not None else {})
-    root.check_keys(("registry", "qemu", "targets"))
+    root.check_keys(("registry", "qemu", "targets", "installer"))
     registry = _parse_registry(root.reader("registry"))
     qemu = _parse_qemu(root.reader("qemu"), path)
     if "targets" not in root.data:
@@ -338,7 +399,24 @@ def parse_config(path: Path, data: Any, *, allow_unpinned: bool = False) -> Conf
                 "qemu.sha256",
                 f"add `{t.arch.qemu_binary}: <sha256>` (targets[{i}].arch is {t.arch.name})",
             )
-    return Config(path=path, registry=registry, qemu=qemu, targets=tuple(targets))
+    installer = None
+    if root.data.get("installer") is not None:
+        installer = _parse_installer(root.reader("installer"), qemu)
+        for i, t in enumerate(targets):
+            if t.name == INSTALLER_TARGET:
+                root.fail(
+                    f"the target name {INSTALLER_TARGET!r} is reserved for the installer image",
+                    f"targets[{i}].name",
+                )
+            if registry.repository(t.family) == registry.repository(installer.image):
+                root.fail(
+                    f"{installer.image!r} is also the family of targets[{i}]; the installer "
+                    "image needs a repository of its own",
+                    "installer.image",
+                )
+    return Config(
+        path=path, registry=registry, qemu=qemu, targets=tuple(targets), installer=installer
+    )
 
 
 def _parse_registry(r: _Reader) -> RegistrySettings:
@@ -509,3 +587,134 @@ def _parse_base(r: _Reader, allow_unpinned: bool) -> Base:
             "IMAGE:TAG`), or pass --allow-unpinned to build from the tag",
         )
     return PinnedBase(image=image, tag=tag, digest=digest)
+
+
+def _parse_installer(r: _Reader, qemu: QemuPin) -> InstallerSettings:
+    """The optional ``installer:`` section (the binfmt installer image)."""
+    r.check_keys(("image", "tags", "busybox", "hosts"))
+    image = r.text("image", "binfmt")
+    if not all(COMPONENT_RE.match(c) for c in image.split("/")):
+        r.fail(
+            f"{image!r} is not a valid repository path (lowercase letters, digits, . _ -)",
+            r.sub("image"),
+        )
+    tags = r.str_list("tags")
+    if not tags:
+        r.fail("expected at least one tag", r.sub("tags"), "e.g. tags: [qemu-7.2]")
+    longest = max(len(a.name) for a in ARCHES.values())
+    for i, tag in enumerate(tags):
+        if not TAG_RE.match(tag) or len(tag) + 1 + longest > 128:
+            r.fail(f"{tag!r} is not a valid image tag", f"{r.sub('tags')}[{i}]")
+
+    b = r.reader("busybox")
+    b.check_keys(("package", "version", "sha256"))
+    busybox_package = b.text("package", "busybox-static")
+    busybox_version = b.text("version")
+    busybox_sums = _arch_keyed(b, "sha256")
+    if not busybox_sums:
+        b.fail("missing: the sha256 of /bin/busybox per host architecture", b.sub("sha256"))
+
+    if not isinstance(r.data.get("hosts"), dict) or not r.data["hosts"]:
+        r.fail(
+            f"expected a mapping of host architectures, found {_describe(r.data.get('hosts'))}",
+            r.sub("hosts"),
+            "e.g. hosts: {x86_64: {emulates: [aarch64]}}",
+        )
+    # qemu.sha256 pins the binaries of qemu.source's package: amd64 unless apt.arch says.
+    pin_arch = qemu.source.debian_arch or "amd64"
+    hosts: list[InstallerHost] = []
+    seen: dict[str, str] = {}
+    for key, raw in r.data["hosts"].items():
+        hr = _Reader(r.path, f"{r.sub('hosts')}.{key}", raw)
+        try:
+            host = get_arch(str(key))
+        except BadInput as e:
+            hr.fail(str(e))
+        if host.name in seen:
+            hr.fail(f"{host.name} is listed twice (also as {seen[host.name]!r})")
+        seen[host.name] = str(key)
+        hr.check_keys(("emulates", "sha256"))
+        names = hr.str_list("emulates")
+        if not names:
+            hr.fail("expected at least one architecture", hr.sub("emulates"))
+        emulates: list[Arch] = []
+        for i, name in enumerate(names):
+            where = f"{hr.sub('emulates')}[{i}]"
+            try:
+                a = get_arch(name)
+            except BadInput as e:
+                hr.fail(str(e), where)
+            if a is host:
+                hr.fail(
+                    f"a host never emulates its own architecture ({host.name})",
+                    where,
+                    "a handler for the host's own architecture would hand every native "
+                    "program to QEMU",
+                )
+            if a in emulates:
+                hr.fail(f"{a.name} is listed twice", where)
+            emulates.append(a)
+        own = hr.str_map("sha256")
+        carried = {a.qemu_binary for a in emulates}
+        for binary, value in own.items():
+            where = f"{hr.sub('sha256')}.{binary}"
+            if binary not in carried:
+                hr.fail(
+                    f"{binary} is not carried by this host's variant",
+                    where,
+                    f"it carries: {', '.join(sorted(carried))}",
+                )
+            if not SHA256_RE.match(value):
+                hr.fail(f"expected 64 lowercase hex digits, found {value!r}", where)
+        if host.debian_arch != pin_arch and qemu.source.kind != "apt":
+            hr.fail(
+                f"the {host.name} variant takes its emulators from Debian's {host.debian_arch} "
+                "package, which needs an apt source",
+                hint="use qemu.source.apt, or drop this host",
+            )
+        sums: dict[str, str] = {}
+        for a in emulates:
+            if a.qemu_binary in own:
+                sums[a.qemu_binary] = own[a.qemu_binary]
+            elif host.debian_arch == pin_arch and a.qemu_binary in qemu.sha256:
+                sums[a.qemu_binary] = qemu.sha256[a.qemu_binary]
+            else:
+                hr.fail(
+                    f"no sha256 pinned for {a.qemu_binary} of the {host.debian_arch} package "
+                    f"(qemu.sha256 pins the {pin_arch} package's binaries)",
+                    hr.sub("sha256"),
+                    f"add `{a.qemu_binary}: <sha256>` (of usr/bin/{a.qemu_binary} in "
+                    f"{qemu.source.package or 'the package'}:{host.debian_arch})",
+                )
+        if host.name not in busybox_sums:
+            b.fail(
+                f"no sha256 pinned for the {host.name} ({host.debian_arch}) busybox, which the "
+                f"hosts.{key} variant needs",
+                b.sub("sha256"),
+                f"add `{host.name}: <sha256 of bin/busybox in {busybox_package}"
+                f":{host.debian_arch}>`",
+            )
+        hosts.append(InstallerHost(arch=host, emulates=tuple(emulates), sha256=sums))
+    return InstallerSettings(
+        image=image,
+        tags=tags,
+        busybox=BusyboxPin(package=busybox_package, version=busybox_version, sha256=busybox_sums),
+        hosts=tuple(hosts),
+    )
+
+
+def _arch_keyed(r: _Reader, name: str) -> dict[str, str]:
+    """A mapping of architecture (name or alias) -> sha256, keyed by our arch name."""
+    out: dict[str, str] = {}
+    for key, value in r.str_map(name).items():
+        where = f"{r.sub(name)}.{key}"
+        try:
+            a = get_arch(key)
+        except BadInput as e:
+            r.fail(str(e), where)
+        if a.name in out:
+            r.fail(f"{a.name} is listed twice", where)
+        if not SHA256_RE.match(value):
+            r.fail(f"expected 64 lowercase hex digits, found {value!r}", where)
+        out[a.name] = value
+    return out

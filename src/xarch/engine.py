@@ -98,8 +98,16 @@ def _push_hint(repository: str, tag: str, detail: str) -> str:
     return text
 
 
-def pull(client: docker.DockerClient, ref: str, log: Log = print, platform: str = "") -> None:
-    """Pull an image reference (name@digest or name:tag), raising ImageNotFound clearly."""
+def pull(
+    client: docker.DockerClient,
+    ref: str,
+    log: Log = print,
+    platform: str = "",
+    hint: Callable[[str, str], str] | None = None,
+) -> None:
+    """Pull an image reference (name@digest or name:tag), raising ImageNotFound clearly.
+
+    ``hint(ref, daemon's words)`` writes the message; the default is for base images."""
     from .errors import ImageNotFound
 
     log(f"+ docker pull {'--platform ' + platform + ' ' if platform else ''}{ref}")
@@ -115,9 +123,9 @@ def pull(client: docker.DockerClient, ref: str, log: Log = print, platform: str 
         ):
             if "error" in event or "errorDetail" in event:
                 detail = event.get("errorDetail", {}).get("message") or event.get("error")
-                raise ImageNotFound(_pull_hint(ref, str(detail)))
+                raise ImageNotFound((hint or _pull_hint)(ref, str(detail)))
     except docker.errors.APIError as e:
-        raise ImageNotFound(_pull_hint(ref, _short(e))) from None
+        raise ImageNotFound((hint or _pull_hint)(ref, _short(e))) from None
 
 
 def _pull_hint(ref: str, detail: str) -> str:

@@ -240,12 +240,29 @@ def _unescape(text: str) -> bytes:
     return bytes(int(h, 16) for h in text.split("\\x")[1:])
 
 
-def _persist(arch: Arch, line: str, persist_dir: Path | None, log: Log) -> Path:
-    path = persist_path(arch, persist_dir)
-    content = (
+def wanted_entry(
+    arch: Arch, flags: str = "F", install_dir: Path | None = None
+) -> binfmt.BinfmtEntry:
+    """The entry install() registers for ``arch``, as the kernel would show it (for
+    previews that change nothing, such as provision-runner's plan)."""
+    interpreter = str(emulator_path(arch, install_dir))
+    line = binfmt.registration_line(
+        arch.binfmt_name, arch, interpreter, binfmt.normalize_flags(flags)
+    )
+    return binfmt.parse_entry(arch.binfmt_name, _entry_text(line))
+
+
+def persist_content(line: str) -> str:
+    """What install(persist=True) writes to the binfmt.d file for a registration line."""
+    return (
         f"# Written by xarch (invoke binfmt-install --persist); systemd-binfmt loads it at boot.\n"
         f"{line}\n"
     )
+
+
+def _persist(arch: Arch, line: str, persist_dir: Path | None, log: Log) -> Path:
+    path = persist_path(arch, persist_dir)
+    content = persist_content(line)
     if path.is_file() and path.read_text() == content:
         log(f"  {path}: already persisted")
         return path

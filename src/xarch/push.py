@@ -65,8 +65,13 @@ def push_images(
     log: Log = print,
 ) -> PushOutcome:
     targets = config.select(target_names)
+    with_installer = config.wants_installer(target_names)
     client = client or engine.connect()
     # Check everything local before the first push: nothing half-published for a typo.
+    if with_installer:
+        from .installer import check_built
+
+        check_built(config, client)
     for t in targets:
         for tag in t.tags:
             ref = helper_ref(config, t, tag)
@@ -159,6 +164,14 @@ def push_images(
                     ],
                 )
             )
+
+    if with_installer:
+        from .installer import push_installer
+
+        pushed_installer = push_installer(config, client=client, reg=reg, log=log)
+        outcome.images.extend(pushed_installer.images)
+        outcome.indexes.extend(pushed_installer.indexes)
+        outcome.errors.extend(pushed_installer.errors)
 
     path = write_section(
         "push",

@@ -16,8 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import tarfile
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from typing import Any
 
 import docker
 
-from . import binfmt, engine
+from . import binfmt, engine, imagearchive
 from .arch import Arch
 from .config import BootstrapBase, PinnedBase, RegistrySettings
 from .errors import BuildError
@@ -218,83 +216,46 @@ def _quote(s: str) -> str:
 
 
 def _mib(n: int) -> str:
-    return f"{n / (1 << 20):.0f} MiB"
+    return imagearchive.mib(n)
 
 
 def image_config(spec: StandinSpec, diff_id: str) -> dict[str, Any]:
     """An image config whose platform is the target's, not the host's."""
-    created = "1970-01-01T00:00:00Z"
-    cfg: dict[str, Any] = {
-        "architecture": spec.arch.docker_arch,
-        "os": spec.arch.docker_os,
-        "created": created,
-        "config": {
-            "Env": spec.env(),
-            "Cmd": ["/bin/bash"],
-            "Labels": spec.labels(),
-            "WorkingDir": "/",
-        },
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [
+    config: dict[str, Any] = {
+        "Env": spec.env(),
+        "Cmd": ["/bin/bash"],
+        "Labels": spec.labels(),
+        "WorkingDir": "/",
+    }
+    if spec.base.layout == "manylinux-standin":
+        config["Entrypoint"] = ["manylinux-entrypoint"]
+    return imagearchive.platform_config(
+        spec.arch,
+        config=config,
+        diff_ids=[diff_id],
+        history=[
             {
-                "created": created,
+                "created": imagearchive.EPOCH,
                 "created_by": f"mmdebstrap {spec.base.suite} {spec.arch.debian_arch} "
                 f"({STANDIN_NOTE})",
             }
         ],
-    }
-    if spec.arch.docker_variant:
-        cfg["variant"] = spec.arch.docker_variant
-    if spec.base.layout == "manylinux-standin":
-        cfg["config"]["Entrypoint"] = ["manylinux-entrypoint"]
-    return cfg
+    )
 
 
 def load_rootfs_image(
     client: docker.DockerClient, spec: StandinSpec, rootfs: Path, repo_tag: str, log: Log = print
 ) -> str:
     """docker load a one-layer image made of `rootfs`; returns the image id."""
-    h = hashlib.sha256()
-    with rootfs.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    layer_hex = h.hexdigest()
-    cfg_bytes = json.dumps(image_config(spec, f"sha256:{layer_hex}"), sort_keys=True).encode()
-    cfg_hex = hashlib.sha256(cfg_bytes).hexdigest()
-    manifest = [
-        {
-            "Config": f"{cfg_hex}.json",
-            "RepoTags": [repo_tag],
-            "Layers": [f"{layer_hex}/layer.tar"],
-        }
-    ]
-    with tempfile.TemporaryDirectory(prefix="xarch-standin-") as tmp:
-        archive = Path(tmp) / "image.tar"
-        with tarfile.open(archive, "w") as tar:
-            _add_bytes(tar, "manifest.json", json.dumps(manifest).encode())
-            _add_bytes(tar, f"{cfg_hex}.json", cfg_bytes)
-            tar.add(str(rootfs), arcname=f"{layer_hex}/layer.tar")
-        log(f"+ docker load < {spec.arch.platform} stand-in image ({_mib(archive.stat().st_size)})")
-        with archive.open("rb") as f:
-            client.api.load_image(f)
-    attrs = engine.inspect(client, repo_tag)
-    if attrs is None:
-        raise BuildError(f"docker load did not produce {repo_tag}")
-    if attrs.get("Architecture") != spec.arch.docker_arch:
-        raise BuildError(
-            f"the loaded stand-in says architecture {attrs.get('Architecture')!r}, "
-            f"expected {spec.arch.docker_arch!r}"
-        )
-    return str(attrs["Id"])
-
-
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    import io
-
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mode = 0o644
-    tar.addfile(info, io.BytesIO(data))
+    diff_id = "sha256:" + imagearchive.sha256_file(rootfs)
+    return imagearchive.load(
+        client,
+        repo_tag,
+        image_config(spec, diff_id),
+        [rootfs],
+        what=f"{spec.arch.platform} stand-in image",
+        log=log,
+    )
 
 
 def _record_path(registry: RegistrySettings, spec: StandinSpec) -> Path:

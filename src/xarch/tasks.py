@@ -302,6 +302,225 @@ def binfmt_status(c: Context, config: str = DEFAULT_CONFIG, json_: bool = False)
     print(render(DoctorReport(handlers=rows)).split("\n", 1)[1].lstrip("\n"))
 
 
+REPORT_HELP = "the report whose push section holds the digests (default build/xarch-report.json)"
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "target": TARGET_HELP,
+        "report": REPORT_HELP,
+        "json": "print a JSON summary on stdout (progress goes to stderr)",
+    },
+    iterable=["target"],
+)
+@user_errors
+def pull_images(
+    c: Context,
+    config: str = DEFAULT_CONFIG,
+    target: list[str] | None = None,
+    report: str | None = None,
+    json_: bool = False,
+) -> None:
+    """Pull helper images by their pushed digests and check platform and labels (for CI)."""
+    from .pull import pull_images as run
+    from .pull import summary_table
+
+    cfg = _load(config)
+    cfg.select(target)
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr if json_ else sys.stdout, flush=True)
+
+    outcome = run(cfg, target or None, report=Path(report) if report else None, log=log)
+    if json_:
+        print(json.dumps(outcome.to_json(), indent=2, sort_keys=True))
+    else:
+        print("")
+        print(summary_table(outcome))
+    failure = outcome.failure()
+    if failure is not None:
+        raise failure
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "dry_run": "print the plan (what would be installed, started, registered, pulled) "
+        "and change nothing",
+        "report": REPORT_HELP,
+        "force": "replace a different existing binfmt handler for a configured architecture",
+    }
+)
+@user_errors
+def provision_runner(
+    c: Context,
+    config: str = DEFAULT_CONFIG,
+    dry_run: bool = False,
+    report: str | None = None,
+    force: bool = False,
+) -> None:
+    """Make this Debian/Ubuntu host a runner for every configured image (root; idempotent)."""
+    from .provision import provision_runner as run
+
+    cfg = _load(config)
+    run(cfg, dry_run=dry_run, report=Path(report) if report else None, force=force)
+
+
+@task(
+    help={
+        "provider": "github or gitlab",
+        "config": CONFIG_HELP,
+        "output": "directory to write into, laid out like the repository "
+        "(default build/ci/<provider>; `.` writes .github/workflows/ or .gitlab-ci.yml here)",
+        "report": "the report whose push section holds the digests "
+        "(default build/xarch-report.json)",
+        "family": "build wheels in this family's images (when several provide one arch); "
+        "repeatable",
+        "runner": "runner labels (GitHub) or tags (GitLab) of the jobs that run xarch itself; "
+        "repeatable (default: self-hosted linux x64 / xarch)",
+        "wheels_runner": "GitHub runner of the wheel jobs (default ubuntu-24.04)",
+        "cibuildwheel": "cibuildwheel version the wheel jobs install (exact)",
+        "force": "replace existing files with other content",
+    },
+    iterable=["family", "runner"],
+)
+@user_errors
+def ci_config(
+    c: Context,
+    provider: str = "",
+    config: str = DEFAULT_CONFIG,
+    output: str | None = None,
+    report: str | None = None,
+    family: list[str] | None = None,
+    runner: list[str] | None = None,
+    wheels_runner: str = "",
+    cibuildwheel: str = "",
+    force: bool = False,
+) -> None:
+    """Write CI files: wheels in the helper images, image publishing, a pin check."""
+    from . import ciconfig
+    from .errors import BadInput
+    from .report import read_report, report_path
+
+    if provider not in ciconfig.PROVIDERS:
+        raise BadInput(f"--provider is required: one of {', '.join(ciconfig.PROVIDERS)}")
+    cfg = _load(config)
+    rp = Path(report) if report else report_path()
+    ciconfig.ci_config(
+        cfg,
+        provider,
+        output=Path(output) if output else Path("build") / "ci" / provider,
+        report=read_report(rp),
+        report_file=rp,
+        families=family or [],
+        runner=runner or [],
+        wheels_runner=wheels_runner or ciconfig.WHEELS_RUNNER,
+        cibuildwheel=cibuildwheel or ciconfig.CIBUILDWHEEL_VERSION,
+        force=force,
+    )
+
+
+DIGESTS_HELP = "directory of the per-target digest files (CI artifacts)"
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "target": "target to push (one per CI job); repeatable",
+        "digests_dir": DIGESTS_HELP + " to write <target>.json into",
+    },
+    iterable=["target"],
+)
+@user_errors
+def push_arch(
+    c: Context,
+    config: str = DEFAULT_CONFIG,
+    target: list[str] | None = None,
+    digests_dir: str = "digests",
+) -> None:
+    """Push one target's per-arch image and record its digest in a file (CI fan-out)."""
+    from .fanout import push_arch as run
+
+    run(_load(config), target or [], Path(digests_dir))
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "family": "family to index; repeatable (default: every family of the config)",
+        "digests_dir": DIGESTS_HELP + ", as push-arch wrote them (searched recursively)",
+    },
+    iterable=["family"],
+)
+@user_errors
+def push_index(
+    c: Context,
+    config: str = DEFAULT_CONFIG,
+    family: list[str] | None = None,
+    digests_dir: str = "digests",
+) -> None:
+    """Write each family's multi-arch index from the digest files of push-arch jobs."""
+    from .fanout import push_index as run
+
+    run(_load(config), Path(digests_dir), family or None)
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "check": "change nothing; exit 1 listing every stale pin (for a scheduled CI job)",
+        "skip_qemu": "do not compare the QEMU pin with apt's candidate",
+    }
+)
+@user_errors
+def pin(
+    c: Context, config: str = DEFAULT_CONFIG, check: bool = False, skip_qemu: bool = False
+) -> None:
+    """Re-resolve each base tag to its digest and rewrite stale pins; report a newer QEMU."""
+    from .pin import pin as run
+    from .pin import stale_report
+
+    outcome = run(_load(config, allow_unpinned=True), check=check, skip_qemu=skip_qemu)
+    if check:
+        print(stale_report(outcome))
+        if outcome.stale:
+            raise Exit(code=1)
+    elif not outcome.changed:
+        print("nothing to rewrite: every base digest is current")
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "target": TARGET_HELP,
+        "quick": "fewer repetitions, smaller workloads, one alternative setting (< 5 min)",
+        "output": "directory for bench.json and bench-emulation.png (default build/bench)",
+    },
+    iterable=["target"],
+)
+@user_errors
+def bench(
+    c: Context,
+    config: str = DEFAULT_CONFIG,
+    target: list[str] | None = None,
+    quick: bool = False,
+    output: str | None = None,
+) -> None:
+    """Measure emulation overhead, QEMU settings, the toolkit's own overhead and image sizes."""
+    try:
+        from benchmarks.bench import bench as run
+    except ModuleNotFoundError as e:
+        if e.name not in ("benchmarks", "benchmarks.bench"):
+            raise
+        from .paths import project_root
+
+        sys.path.insert(0, str(project_root()))  # the checkout holds benchmarks/
+        from benchmarks.bench import bench as run
+
+    run(_load(config), target or None, quick=quick, output=Path(output) if output else None)
+
+
 ns = Collection()
 for _t in (
     build_images,
@@ -315,5 +534,12 @@ for _t in (
     binfmt_install,
     binfmt_uninstall,
     binfmt_status,
+    pull_images,
+    provision_runner,
+    ci_config,
+    push_arch,
+    push_index,
+    pin,
+    bench,
 ):
     ns.add_task(_t)

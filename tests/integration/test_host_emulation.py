@@ -305,3 +305,17 @@ def test_doctor_json_and_exit_code(pinned_config: Config, dirs: dict[str, Path])
         )
         assert r.returncode == 0, r.stdout
         hostemu.uninstall(["aarch64", "ppc64le"], log=quiet, **dirs)
+
+
+def test_doctor_probes_leave_no_container_behind(offline: Config, client: Any) -> None:
+    from xarch.installer import local_probe_image
+
+    image = local_probe_image(offline)
+    if image is None:
+        pytest.skip("the binfmt installer image is not built (invoke build-images)")
+    before = {c.id for c in client.containers.list(all=True)}
+    report = doctor.diagnose(offline, probe_image=image)
+    probes = [c for c in report.checks if c.name.startswith(("privileged", "least-privilege"))]
+    assert len(probes) == 2
+    assert all(c.ok is not None and c.detail for c in probes)
+    assert {c.id for c in client.containers.list(all=True)} == before

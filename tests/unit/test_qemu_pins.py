@@ -122,7 +122,7 @@ def test_wrong_sha256_raises_checksum_mismatch(tmp_path: Path, cache: Path, file
     with pytest.raises(ChecksumMismatch) as info:
         ensure_emulators(dir_pin(src, {"qemu-aarch64-static": WRONG}), [AARCH64], log=Log())
     text = str(info.value)
-    assert info.value.exit_code == 1
+    assert info.value.exit_code == 2  # a wrong pin is bad input
     assert WRONG in text  # expected
     assert GOOD["qemu-aarch64-static"] in text  # found
     # the config key to update, whatever the file is called in the source

@@ -1,0 +1,455 @@
+"""The pure parts of `invoke bench` (benchmarks/): statistics, ratios, the workload
+generator, the timer's output, QEMU's help texts, and how results are shaped into
+tables and JSON. No engine, no emulation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from benchmarks import report, stats, workloads
+from benchmarks.bench import BenchResult, ImageInfo, settings_for
+from benchmarks.emulators import Emulator, parse_cpu_models, parse_version
+from benchmarks.runner import (
+    ExecResult,
+    Failure,
+    Sample,
+    Series,
+    Setting,
+    identify,
+    parse_timer,
+    rotated,
+    sample,
+)
+from benchmarks.stats import Summary
+
+# ------------------------------------------------------------------------- statistics
+
+
+def test_summary_of_odd_count_takes_the_middle() -> None:
+    assert stats.summarize([3.0, 1.0, 2.0]) == Summary(n=3, median=2.0, min=1.0, max=3.0)
+
+
+def test_summary_of_even_count_averages_the_middle_two() -> None:
+    s = stats.summarize([4.0, 1.0, 2.0, 3.0])
+    assert s is not None
+    assert (s.median, s.min, s.max) == (2.5, 1.0, 4.0)
+
+
+def test_summary_of_nothing_is_none() -> None:
+    assert stats.summarize([]) is None
+
+
+def test_spread_is_range_over_median() -> None:
+    s = stats.summarize([9.0, 10.0, 11.0])
+    assert s is not None
+    assert s.spread == pytest.approx(0.2)
+
+
+def test_ratio_divides_medians_and_bounds_by_extremes() -> None:
+    emulated = stats.summarize([9.0, 10.0, 12.0])
+    native = stats.summarize([0.9, 1.0, 1.2])
+    r = stats.ratio(emulated, native)
+    assert r is not None
+    assert r.median == pytest.approx(10.0)
+    assert r.low == pytest.approx(9.0 / 1.2)
+    assert r.high == pytest.approx(12.0 / 0.9)
+
+
+@pytest.mark.parametrize("native", [None, Summary(n=1, median=0.0, min=0.0, max=0.0)])
+def test_ratio_without_a_native_time_is_none(native: Summary | None) -> None:
+    assert stats.ratio(stats.summarize([1.0]), native) is None
+
+
+def test_speedup_is_default_over_candidate() -> None:
+    assert stats.speedup(stats.summarize([12.0]), stats.summarize([10.0])) == pytest.approx(1.2)
+
+
+@pytest.mark.parametrize(
+    ("default", "candidate", "expected"),
+    [
+        ([10.0, 10.2, 10.4], [9.0, 9.1, 9.3], "faster"),
+        ([10.0, 10.2, 10.4], [11.0, 11.1, 11.3], "slower"),
+        ([10.0, 10.2, 10.4], [9.5, 9.9, 10.1], "no clear difference"),  # ranges overlap
+        ([10.0, 10.1, 10.2], [9.85, 9.9, 9.95], "no clear difference"),  # disjoint, < 3%
+        ([10.0], [9.0], "too few runs"),
+    ],
+)
+def test_verdict(default: list[float], candidate: list[float], expected: str) -> None:
+    assert stats.verdict(stats.summarize(default), stats.summarize(candidate)) == expected
+
+
+def test_geometric_mean() -> None:
+    assert stats.geometric_mean([1.21, 1.0]) == pytest.approx(1.1)
+    assert stats.geometric_mean([]) is None
+
+
+# -------------------------------------------------------------------------- workloads
+
+
+def test_c_source_is_deterministic() -> None:
+    a = workloads.generate_c_source(300)
+    b = workloads.generate_c_source(300)
+    assert a == b
+    assert hashlib.sha256(a.encode()).hexdigest() == hashlib.sha256(b.encode()).hexdigest()
+
+
+def test_c_source_defines_each_function_once() -> None:
+    src = workloads.generate_c_source(40)
+    names = re.findall(r"^long (f\d+)\(", src, re.M)
+    assert names == [f"f{i}" for i in range(40)]
+
+
+def test_c_source_size_follows_the_count() -> None:
+    assert workloads.generate_c_source(10) != workloads.generate_c_source(11)
+    with pytest.raises(ValueError):
+        workloads.generate_c_source(0)
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="no gcc on this host")
+def test_c_source_compiles(tmp_path: Path) -> None:
+    path = tmp_path / "gen.c"
+    path.write_text(workloads.generate_c_source(12))
+    r = subprocess.run(
+        ["gcc", "-O2", "-Wall", "-Werror", "-c", str(path), "-o", str(tmp_path / "gen.o")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+
+
+def test_inputs_are_written_for_every_workload(tmp_path: Path) -> None:
+    workloads.write_inputs(tmp_path, workloads.QUICK)
+    assert (tmp_path / workloads.C_SOURCE).read_text() == workloads.generate_c_source(
+        workloads.QUICK.c_functions
+    )
+    assert (tmp_path / workloads.PY_LOOP).is_file()
+    assert sorted(p.name for p in (tmp_path / workloads.EXT_PROJECT).iterdir()) == sorted(
+        workloads.EXT_FILES
+    )
+
+
+def test_python_loop_prints_the_same_checksum_every_time(tmp_path: Path) -> None:
+    script = tmp_path / "loop.py"
+    script.write_text(workloads.PYTHON_LOOP_SOURCE)
+    runs = {
+        subprocess.run(
+            ["python3", str(script), "20000"], capture_output=True, text=True, check=True
+        ).stdout
+        for _ in range(2)
+    }
+    assert len(runs) == 1
+
+
+def quiet(_: str) -> None:
+    pass
+
+
+NATIVE = workloads.Side(kind="native", inputs="/w/in", scratch="/w/s", python="/w/venv/bin/python")
+
+
+def test_pip_wheel_runs_offline_on_a_fresh_copy() -> None:
+    inv = workloads.invocation(workloads.PIP_WHEEL, NATIVE, "r1", workloads.QUICK)
+    assert inv.prepare == ("cp", "-r", "/w/in/ext", "/w/s/ext-r1")
+    assert inv.argv[:6] == (
+        "/w/venv/bin/python",
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+    )
+    assert inv.env["PIP_NO_INDEX"] == "1"
+    assert inv.workdir == "/w/s/ext-r1"
+
+
+def test_gcc_and_python_commands() -> None:
+    gcc = workloads.invocation(workloads.GCC, NATIVE, "r1", workloads.FULL)
+    assert gcc.argv == ("gcc", "-O2", "-c", "/w/in/generated.c", "-o", "/w/s/gen-r1.o")
+    py = workloads.invocation(workloads.PYTHON, NATIVE, "r1", workloads.FULL)
+    assert py.argv == ("/w/venv/bin/python", "/w/in/dictloop.py", "1000000")
+    assert py.same_output
+
+
+def test_quick_plan_is_smaller_than_full() -> None:
+    q, f = workloads.QUICK, workloads.FULL
+    assert q.reps < f.reps
+    assert q.c_functions < f.c_functions
+    assert q.python_iterations < f.python_iterations
+    assert sum(map(len, q.cpu_models.values())) < sum(map(len, f.cpu_models.values()))
+    assert not q.alt_emulators and f.alt_emulators
+
+
+# ------------------------------------------------------------------------ timer, QEMU
+
+
+def test_timer_line_is_parsed_and_removed() -> None:
+    err = (
+        "cc1: warning: something\n"
+        "\nXARCH-BENCH wall_ns=12500000000 cpu_us=12000000 exit=0 timeout=0\n"
+    )
+    timing, rest = parse_timer(err)
+    assert timing is not None
+    assert (timing.wall, timing.cpu, timing.exit_code, timing.timed_out) == (12.5, 12.0, 0, False)
+    assert rest == "cc1: warning: something"
+
+
+def test_timer_line_reports_timeouts_and_exit_codes() -> None:
+    timing, _ = parse_timer("XARCH-BENCH wall_ns=1 cpu_us=1 exit=137 timeout=1\n")
+    assert timing is not None
+    assert (timing.exit_code, timing.timed_out) == (137, True)
+
+
+def test_missing_timer_line() -> None:
+    timing, rest = parse_timer("exec /usr/bin/gcc: exec format error\n")
+    assert timing is None
+    assert "exec format error" in rest
+
+
+def test_identify_finds_wheel_and_checksum() -> None:
+    out = "  Created wheel for xbench-ext: filename=xbench_ext-1.0-cp311-cp311-linux_aarch64.whl"
+    assert identify("pip-wheel", out) == "xbench_ext-1.0-cp311-cp311-linux_aarch64.whl"
+    assert identify("python", "40359 1999\n") == "40359 1999"
+    assert identify("gcc", "") == ""
+
+
+def test_qemu_version_line() -> None:
+    text = "qemu-aarch64 version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)\nCopyright (c) 2003-2022"
+    assert parse_version(text) == "7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)"
+    assert parse_version("nothing") == ""
+
+
+def test_cpu_models_of_qemu_7_and_10() -> None:
+    aarch64 = "Available CPUs:\n  a64fx\n  cortex-a72\n  max\n  neoverse-n1\n"
+    ppc_72 = "PowerPC power9_v2.0     PVR 004e1200\nPowerPC power9  (alias for power9_v2.0)\n"
+    ppc_10 = "  power10_v2.0     PVR 00801200\n  power10          (alias for power10_v2.0)\n"
+    assert parse_cpu_models(aarch64) == {"a64fx", "cortex-a72", "max", "neoverse-n1"}
+    assert parse_cpu_models(ppc_72) == {"power9_v2.0", "power9"}
+    assert parse_cpu_models(ppc_10) == {"power10_v2.0", "power10"}
+
+
+def test_rotation_starts_each_round_elsewhere() -> None:
+    assert rotated(["a", "b", "c"], 0) == ["a", "b", "c"]
+    assert rotated(["a", "b", "c"], 4) == ["b", "c", "a"]
+    assert rotated([], 3) == []
+
+
+# ----------------------------------------------------------------------------- shaping
+
+PIN = Emulator(
+    key="pin",
+    label="QEMU 7.2 (the config's pin)",
+    arch="aarch64",
+    path=Path("/nonexistent/qemu-aarch64-static"),
+    version="7.2.22 (Debian 1:7.2+dfsg-7+deb12u18+b3)",
+    sha256="4f55e2e8" + "0" * 56,
+    source="test",
+)
+BPO = Emulator(
+    key="backports",
+    label="QEMU 10.0.2 (bookworm-backports)",
+    arch="aarch64",
+    path=Path("/nonexistent/qemu-aarch64"),
+    version="10.0.2 (Debian 1:10.0.2+ds-2+deb13u1~bpo12+1)",
+    sha256="3ef82f81" + "0" * 56,
+    source="test",
+)
+T = "standin-aarch64"
+
+
+def series(
+    kind: str, workload: str, walls: list[float], emulator: str = "", cpu: str = ""
+) -> Series:
+    s = Series(
+        kind="native" if kind == "native" else "emulated",
+        target=T,
+        arch="aarch64",
+        workload=workload,
+        emulator=emulator,
+        cpu=cpu,
+    )
+    s.samples = [Sample(i, w, w) for i, w in enumerate(walls)]
+    return s
+
+
+def sample_series() -> list[Series]:
+    return [
+        series("native", "gcc", [1.0, 1.1, 0.9]),
+        series("native", "python", [0.3, 0.3, 0.3]),
+        series("emulated", "gcc", [13.0, 12.5, 13.5], "pin"),
+        series("emulated", "python", [2.6, 2.5, 2.7], "pin"),
+        series("emulated", "gcc", [12.0, 11.9, 12.1], "pin", "cortex-a72"),
+        series("emulated", "python", [2.3, 2.2, 2.35], "pin", "cortex-a72"),
+        series("emulated", "gcc", [14.0, 13.1, 14.2], "backports"),
+        series("emulated", "python", [2.6, 2.4, 2.8], "backports"),
+    ]
+
+
+def test_overhead_rows_use_the_default_setting_only() -> None:
+    rows = report.overhead_rows(sample_series())
+    assert [(r.workload, round(r.ratio.median, 2)) for r in rows if r.ratio] == [
+        ("gcc", 13.0),
+        ("python", 8.67),
+    ]
+
+
+def test_setting_rows_compare_with_the_default() -> None:
+    rows = report.setting_rows(sample_series(), [PIN, BPO], {T: "max"})
+    by = {(r.emulator, r.cpu, r.workload): r for r in rows}
+    assert by[("pin", "", "gcc")].verdict == "default"
+    assert by[("pin", "", "gcc")].effective_cpu == "max"
+    a72 = by[("pin", "cortex-a72", "gcc")]
+    assert a72.speedup == pytest.approx(13.0 / 12.0)
+    assert a72.verdict == "faster"
+    assert a72.binary == "QEMU 7.2.22 sha256:4f55e2e8"
+    assert by[("backports", "", "gcc")].verdict == "no clear difference"
+    assert by[("backports", "", "gcc")].binary == "QEMU 10.0.2 sha256:3ef82f81"
+
+
+def test_recommendation_needs_every_workload_clearly_faster() -> None:
+    rows = report.setting_rows(sample_series(), [PIN, BPO], {T: "max"})
+    recs = report.recommend(rows, ["gcc", "python"])
+    assert [(r.emulator, r.cpu) for r in recs] == [("pin", "cortex-a72")]
+    slower_python = [s for s in sample_series() if not (s.cpu and s.workload == "python")]
+    slower_python.append(series("emulated", "python", [2.6, 2.5, 2.8], "pin", "cortex-a72"))
+    rows = report.setting_rows(slower_python, [PIN, BPO], {T: "max"})
+    assert report.recommend(rows, ["gcc", "python"]) == []
+
+
+def test_failures_are_counted_not_timed() -> None:
+    s = series("emulated", "gcc", [13.0], "pin")
+    s.failures.append(Failure(1, "exit status 1", 1, "gcc: internal compiler error"))
+    rows = report.overhead_rows([series("native", "gcc", [1.0]), s])
+    assert rows[0].failures == 1
+    assert rows[0].emulated is not None and rows[0].emulated.n == 1
+
+
+def test_overhead_table_text() -> None:
+    text = report.render_overhead(report.overhead_rows(sample_series()))
+    lines = text.splitlines()
+    assert lines[0].split() == ["TARGET", "WORKLOAD", "EMULATED", "NATIVE", "RATIO", "RANGE"]
+    assert "13.0s [12.5-13.5]" in lines[1]
+    assert "13.0x" in lines[1]
+
+
+def test_json_document_has_samples_summaries_and_environment() -> None:
+    result = BenchResult(
+        plan=workloads.QUICK, config="config/offline.yaml", started="2026-11-24T12:00:00Z"
+    )
+    result.environment = {"cpu_model": "AMD EPYC", "kernel": "6.18"}
+    result.emulators = [PIN, BPO]
+    result.images = [
+        ImageInfo(target=T, arch="aarch64", image="img", image_id="sha256:1", baked_cpu="")
+    ]
+    result.series = sample_series()
+    doc = json.loads(json.dumps(report.to_json(result)))
+    assert doc["schema"] == report.SCHEMA
+    assert doc["environment"]["cpu_model"] == "AMD EPYC"
+    assert {e["version"] for e in doc["emulators"]} == {PIN.version, BPO.version}
+    assert doc["images"][0]["default_cpu"] == "max"
+    gcc = next(r for r in doc["overhead"] if r["workload"] == "gcc")
+    assert gcc["ratio"]["median"] == 13.0
+    assert gcc["emulated"] == {"n": 3, "median": 13.0, "min": 12.5, "max": 13.5, "spread": 0.0769}
+    assert all(s["samples"] for s in doc["series"])
+    assert doc["recommendations"][0]["qemu_cpu"] == "cortex-a72"
+
+
+def test_settings_skip_the_default_model_and_put_the_default_first() -> None:
+    info = ImageInfo(target=T, arch="aarch64", image="img", image_id="", baked_cpu="")
+    got, skipped = settings_for(info, workloads.FULL, PIN, BPO)
+    assert got[0] == Setting(PIN)
+    cpus = [(s.emulator.key, s.cpu) for s in got]
+    assert ("pin", "max") not in cpus  # QEMU's default model: that is the default row
+    assert ("pin", "cortex-a72") in cpus
+    assert ("backports", "") in cpus
+    assert skipped == []
+
+
+def test_settings_offer_max_when_the_image_sets_another_model() -> None:
+    info = ImageInfo(target=T, arch="aarch64", image="img", image_id="", baked_cpu="cortex-a72")
+    got, _ = settings_for(info, workloads.FULL, PIN, None)
+    cpus = [s.cpu for s in got]
+    assert "max" in cpus and "cortex-a72" not in cpus
+
+
+# ----------------------------------------------------------------- one run, recorded
+
+
+class FakeRunner:
+    """Answers runs from a script of (exit code, stdout, stderr) tuples."""
+
+    def __init__(self, *answers: tuple[int, str, str]) -> None:
+        self.side = NATIVE
+        self.timer = "/timer"
+        self.answers = list(answers)
+        self.calls: list[list[str]] = []
+
+    def run(self, argv: Sequence[str], *, workdir: str, env: Mapping[str, str]) -> ExecResult:
+        self.calls.append(list(argv))
+        code, out, err = self.answers.pop(0)
+        return ExecResult(code, out, err)
+
+
+def timed(exit_code: int, wall_s: float = 1.5) -> str:
+    return f"\nXARCH-BENCH wall_ns={int(wall_s * 1e9)} cpu_us=1000 exit={exit_code} timeout=0\n"
+
+
+def test_a_good_run_is_a_sample() -> None:
+    s = Series(kind="native", target=T, arch="x86_64", workload="python")
+    sample(s, FakeRunner((0, "40359 1999\n", timed(0, 0.3))), workloads.QUICK, 0, quiet)
+    assert [x.wall for x in s.samples] == [0.3]
+    assert s.output == "40359 1999"
+    assert s.failures == []
+
+
+def test_a_failed_run_is_a_failure_with_its_output_never_a_timing() -> None:
+    s = Series(kind="emulated", target=T, arch="aarch64", workload="gcc", emulator="pin")
+    err = "gcc: internal compiler error: Segmentation fault" + timed(4)
+    sample(s, FakeRunner((4, "", err)), workloads.QUICK, 2, quiet, guard=lambda: True)
+    assert s.samples == []
+    (f,) = s.failures
+    assert (f.round, f.reason, f.exit_code) == (2, "exit status 4", 4)
+    assert "internal compiler error" in f.output
+
+
+def test_a_run_without_a_timer_line_is_a_failure() -> None:
+    s = Series(kind="emulated", target=T, arch="aarch64", workload="gcc", emulator="pin")
+    sample(s, FakeRunner((126, "", "OCI runtime exec failed")), workloads.QUICK, 0, quiet)
+    assert s.samples == [] and s.failures[0].reason == "the command did not run"
+
+
+def test_a_wrong_result_under_emulation_is_a_failure() -> None:
+    s = Series(kind="emulated", target=T, arch="aarch64", workload="python", emulator="pin")
+    runner = FakeRunner((0, "1 2\n", timed(0)))
+    sample(s, runner, workloads.QUICK, 0, quiet, reference="40359 1999")
+    assert s.samples == [] and "wrong result" in s.failures[0].reason
+
+
+def test_a_run_that_lost_its_handler_is_repeated_not_timed() -> None:
+    s = Series(kind="emulated", target=T, arch="aarch64", workload="gcc", emulator="pin")
+    runner = FakeRunner(
+        (1, "", "exec /usr/bin/as: exec format error" + timed(1, 0.1)),
+        (0, "", timed(0, 12.0)),
+    )
+    sample(s, runner, workloads.QUICK, 0, quiet, guard=lambda: True)
+    assert [x.wall for x in s.samples] == [12.0]
+    assert len(s.discarded) == 1 and s.failures == []
+    outputs = [c[-1] for c in runner.calls]
+    assert outputs[0] != outputs[1]  # each attempt writes elsewhere
+
+
+def test_pip_wheel_is_prepared_before_it_is_timed() -> None:
+    s = Series(kind="native", target=T, arch="x86_64", workload="pip-wheel")
+    runner = FakeRunner((0, "", ""), (0, "filename=x-1.0-cp311-cp311-linux_x86_64.whl", timed(0)))
+    sample(s, runner, workloads.QUICK, 0, quiet)
+    assert runner.calls[0][:2] == ["cp", "-r"]
+    assert runner.calls[1][0] == "/timer"
+    assert s.output == "x-1.0-cp311-cp311-linux_x86_64.whl"
