@@ -32,7 +32,7 @@ from . import engine
 from .build import L_INPUTS, helper_ref
 from .config import Config, Target
 from .errors import BadInput, RegistryError, TestFailure, XarchError
-from .push import PushedImage, PushedIndex, PushOutcome, summary_table
+from .push import PushedImage, PushOutcome, summary_table, write_index
 from .registry import Descriptor, RegistryClient, is_digest
 from .report import read_report, write_section
 
@@ -257,24 +257,11 @@ def push_index(
                             size=desc.size,
                         )
                     )
-                log(f"+ PUT index {index_ref} ({len(entries)} platform(s))")
-                idx = reg.push_index(repo, tag, entries)
             except XarchError as e:
                 outcome.errors.append(str(e))
                 log(f"  FAILED: {str(e).splitlines()[0]}")
                 continue
-            log(f"  index {index_ref} -> {idx.digest} (read back, every entry present)")
-            outcome.indexes.append(
-                PushedIndex(
-                    family=family,
-                    ref=index_ref,
-                    digest=idx.digest,
-                    media_type=idx.media_type,
-                    manifests=[
-                        {"digest": e.digest, "platform": e.platform_string} for e in entries
-                    ],
-                )
-            )
+            write_index(reg, family, repo, tag, index_ref, entries, outcome, log)
     # Keep what the report holds for other images of the same registry (the binfmt
     # installer pushed by push-images in the same job, families not named here).
     handled = {m.name for f in wanted for m in all_families[f]}

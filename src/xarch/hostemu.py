@@ -99,6 +99,16 @@ def _require_binfmt(root: Path, log: Log) -> None:
         raise BadInput(f"binfmt_misc is not available at {root} (no register file after mount)")
 
 
+def conflict_error(problems: list[str]) -> BadInput:
+    """The refusal for existing handlers that --force would replace."""
+    return BadInput(
+        "refusing to change existing binfmt handlers; nothing was changed:\n"
+        + "\n".join(f"  - {p}" for p in problems)
+        + "\n  Pass --force to replace them (the old entries are unregistered), or remove "
+        "them first (`invoke binfmt-uninstall --arch ARCH` for entries named qemu-<arch>)."
+    )
+
+
 def install_emulators(
     pin: QemuPin, arches: list[Arch], install_dir: Path | None = None, log: Log = print
 ) -> dict[str, Path]:
@@ -184,12 +194,7 @@ def install(
                 f"flags {e.flags or '-'})"
             )
     if problems and not force:
-        raise BadInput(
-            "refusing to change existing binfmt handlers; nothing was changed:\n"
-            + "\n".join(f"  - {p}" for p in problems)
-            + "\n  Pass --force to replace them (the old entries are unregistered), or remove "
-            "them first (`invoke binfmt-uninstall --arch ARCH` for entries named qemu-<arch>)."
-        )
+        raise conflict_error(problems)
     installed = install_emulators(pin, arches, install_dir, log)
     outcomes: list[HandlerOutcome] = []
     for a in arches:

@@ -29,19 +29,12 @@ import docker
 from . import engine
 from .arch import Arch
 from .errors import BuildError
+from .hashing import sha256_file
 
 Log = Callable[[str], None]
 
 #: The creation time recorded in configs written here (reproducible images).
 EPOCH = "1970-01-01T00:00:00Z"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def mib(n: int) -> str:

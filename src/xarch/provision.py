@@ -384,12 +384,7 @@ def _binfmt_steps(
             Step(f"{a.name}: " + "; ".join(todo), ok=False, commands=commands, apply=apply)
         )
     if problems and not force:
-        raise BadInput(
-            "refusing to change existing binfmt handlers; nothing was changed:\n"
-            + "\n".join(f"  - {p}" for p in problems)
-            + "\n  Pass --force to replace them (the old entries are unregistered), or remove "
-            "them first (`invoke binfmt-uninstall --arch ARCH` for entries named qemu-<arch>)."
-        )
+        raise hostemu.conflict_error(problems)
     return steps
 
 

@@ -146,24 +146,11 @@ def push_images(
                     desc = reg.manifest_descriptor(repo, found.digest)
                     log(f"  {m.name}: not selected, using the registry's {desc.digest[:19]}...")
                     entries.append(desc)
-                log(f"+ PUT index {index_ref} ({len(entries)} platform(s))")
-                idx = reg.push_index(repo, tag, entries)
             except XarchError as e:
                 outcome.errors.append(str(e))
                 log(f"  FAILED: {str(e).splitlines()[0]}")
                 continue
-            log(f"  index {index_ref} -> {idx.digest} (read back, every entry present)")
-            outcome.indexes.append(
-                PushedIndex(
-                    family=family,
-                    ref=index_ref,
-                    digest=idx.digest,
-                    media_type=idx.media_type,
-                    manifests=[
-                        {"digest": e.digest, "platform": e.platform_string} for e in entries
-                    ],
-                )
-            )
+            write_index(reg, family, repo, tag, index_ref, entries, outcome, log)
 
     if with_installer:
         from .installer import push_installer
@@ -195,6 +182,37 @@ def push_images(
             + ("\n" + outcome.errors[0] if len(outcome.errors[0].splitlines()) > 1 else "")
         )
     return outcome
+
+
+def write_index(
+    reg: RegistryClient,
+    family: str,
+    repo: str,
+    tag: str,
+    index_ref: str,
+    entries: list[Descriptor],
+    outcome: PushOutcome,
+    log: Log,
+) -> None:
+    """Put one family's index (push_index refuses unless every entry is in the
+    registry and reads it back) and record the result or the error in outcome."""
+    try:
+        log(f"+ PUT index {index_ref} ({len(entries)} platform(s))")
+        idx = reg.push_index(repo, tag, entries)
+    except XarchError as e:
+        outcome.errors.append(str(e))
+        log(f"  FAILED: {str(e).splitlines()[0]}")
+        return
+    log(f"  index {index_ref} -> {idx.digest} (read back, every entry present)")
+    outcome.indexes.append(
+        PushedIndex(
+            family=family,
+            ref=index_ref,
+            digest=idx.digest,
+            media_type=idx.media_type,
+            manifests=[{"digest": e.digest, "platform": e.platform_string} for e in entries],
+        )
+    )
 
 
 def summary_table(outcome: PushOutcome) -> str:

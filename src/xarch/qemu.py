@@ -30,17 +30,10 @@ import requests
 from .arch import Arch
 from .config import QemuPin, QemuSource
 from .errors import ChecksumMismatch, FetchError
+from .hashing import sha256_file as sha256_file  # re-exported: qemu.sha256_file
 from .paths import cache_dir
 
 Log = Callable[[str], None]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _source_key(pin: QemuPin) -> str:

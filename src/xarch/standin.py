@@ -28,6 +28,7 @@ from . import binfmt, engine, imagearchive
 from .arch import Arch
 from .config import BootstrapBase, PinnedBase, RegistrySettings
 from .errors import BuildError
+from .hashing import sha256_file
 from .paths import cache_dir, project_root
 
 Log = Callable[[str], None]
@@ -247,7 +248,7 @@ def load_rootfs_image(
     client: docker.DockerClient, spec: StandinSpec, rootfs: Path, repo_tag: str, log: Log = print
 ) -> str:
     """docker load a one-layer image made of `rootfs`; returns the image id."""
-    diff_id = "sha256:" + imagearchive.sha256_file(rootfs)
+    diff_id = "sha256:" + sha256_file(rootfs)
     return imagearchive.load(
         client,
         repo_tag,
