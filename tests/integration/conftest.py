@@ -157,10 +157,12 @@ def remove_images_of(client: docker.DockerClient, address: str) -> None:
     """Untag/remove every local image that refers to a test registry, then the
     untagged helper images this session's builds left behind."""
     for img in client.images.list():
-        for tag in img.tags:
-            if tag.startswith(address + "/"):
+        # Tags, and the name@digest references a pull or push leaves behind.
+        refs = [*img.tags, *(img.attrs.get("RepoDigests") or [])]
+        for ref in refs:
+            if ref.startswith(address + "/"):
                 with contextlib.suppress(docker.errors.APIError):
-                    client.images.remove(tag, noprune=False)
+                    client.images.remove(ref, noprune=False)
     dangling = client.images.list(filters={"dangling": True, "label": "io.xarch.inputs-hash"})
     for img in dangling:
         created = img.attrs.get("Created", "")
