@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from xarch.tables import format_table
+
 from .stats import Ratio, Summary, geometric_mean, ratio, speedup, verdict
 
 if TYPE_CHECKING:
@@ -217,13 +219,6 @@ def timing_cell(s: Summary | None) -> str:
     return f"{_s(s.median)} [{_s(s.min, '')}-{_s(s.max, '')}]"
 
 
-def table(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
-
-
 def render_overhead(rows: Sequence[OverheadRow]) -> str:
     out: list[list[str]] = [["TARGET", "WORKLOAD", "EMULATED", "NATIVE", "RATIO", "RANGE"]]
     for r in rows:
@@ -237,7 +232,7 @@ def render_overhead(rows: Sequence[OverheadRow]) -> str:
                 f"{r.ratio.low:.1f}-{r.ratio.high:.1f}x" if r.ratio else "-",
             ]
         )
-    return table(out)
+    return format_table(out)
 
 
 def render_settings(rows: Sequence[SettingRow]) -> str:
@@ -258,7 +253,7 @@ def render_settings(rows: Sequence[SettingRow]) -> str:
                 r.verdict,
             ]
         )
-    return table(out)
+    return format_table(out)
 
 
 def render_toolkit(rows: Sequence[ToolkitTiming]) -> str:
@@ -272,7 +267,7 @@ def render_toolkit(rows: Sequence[ToolkitTiming]) -> str:
         elif t.goal is not None:
             goal = f"< {t.goal:g}s"
         out.append([t.name, wall, goal, t.note])
-    return table(out)
+    return format_table(out)
 
 
 def _mb(n: int | None) -> str:
@@ -291,7 +286,7 @@ def render_sizes(rows: Sequence[ImageSize]) -> str:
                 r.base,
             ]
         )
-    return table(out)
+    return format_table(out)
 
 
 def render(result: BenchResult) -> str:

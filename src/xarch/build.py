@@ -27,6 +27,7 @@ from .config import BootstrapBase, Config, PinnedBase, Target
 from .errors import BuildError, XarchError
 from .paths import project_root
 from .report import write_section
+from .tables import format_table
 
 Log = Callable[[str], None]
 
@@ -397,11 +398,7 @@ def summary_table(results: list[BuildResult]) -> str:
                 r.image,
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+    return format_table(rows)
 
 
 def results_json(results: list[BuildResult]) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ from .build import helper_ref
 from .config import INSTALLER_TARGET, Config, Target
 from .errors import BadInput, XarchError
 from .registry import is_digest, is_local_host
+from .tables import format_table
 
 Log = Callable[[str], None]
 
@@ -790,10 +791,7 @@ def summary(plan: CiPlan) -> str:
     )
     for w in plan.wheel_images:
         rows.append((w.variable, w.arch.name, w.image.ref, w.image.tag))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join(
-        "  ".join(c.ljust(wd) for c, wd in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
+    return format_table(rows)
 
 
 def ci_config(

@@ -28,6 +28,7 @@ from typing import Any
 from . import binfmt, hostemu
 from .arch import Arch, host_arch
 from .config import Config, Target
+from .tables import format_table
 
 RUNS = "runs"
 EXEC_FORMAT = "exec-format-error"
@@ -340,11 +341,7 @@ def render(report: DoctorReport) -> str:
                     h["persisted"] or "no",
                 )
             )
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines += [
-            "  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-            for r in rows
-        ]
+        lines.append(format_table(rows, indent="  "))
     if report.targets:
         lines.append("\nTargets")
         for v in report.targets:

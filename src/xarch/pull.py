@@ -26,6 +26,7 @@ from .config import Config, PinnedBase, Target
 from .errors import ImageNotFound, TestFailure
 from .registry import is_digest
 from .report import read_report, report_path
+from .tables import format_table
 
 Log = Callable[[str], None]
 
@@ -351,7 +352,4 @@ def summary_table(outcome: PullOutcome) -> str:
     rows = [("TARGET", "PLATFORM", "STATUS", "IMAGE")]
     for im in outcome.images:
         rows.append((im.target, im.image_platform or im.platform, im.status, im.ref))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
+    return format_table(rows)

@@ -20,6 +20,7 @@ from .config import Config, Target
 from .errors import RegistryError, TestFailure, XarchError
 from .registry import Descriptor, RegistryClient
 from .report import write_section
+from .tables import format_table
 
 Log = Callable[[str], None]
 
@@ -221,7 +222,4 @@ def summary_table(outcome: PushOutcome) -> str:
         rows.append(("image", im.platform, im.digest, im.ref))
     for ix in outcome.indexes:
         rows.append(("index", ",".join(m["platform"] for m in ix.manifests), ix.digest, ix.ref))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
+    return format_table(rows)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .paths import build_dir
+from .tables import format_table
 
 REPORT_NAME = "xarch-report.json"
 
@@ -42,13 +43,6 @@ def write_section(section: str, value: Any, path: Path | None = None) -> Path:
     return p
 
 
-def _table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
-
-
 def summary(data: dict[str, Any]) -> str:
     """A human summary of the report: one line per image and per index."""
     out: list[str] = []
@@ -66,7 +60,7 @@ def summary(data: dict[str, Any]) -> str:
                     t["image"],
                 )
             )
-        out.append(_table(rows))
+        out.append(format_table(rows))
     push = data.get("push") or {}
     if push:
         out.append(f"\nPushed to {push.get('registry', '?')} ({push.get('finished', '?')}):")
@@ -76,7 +70,7 @@ def summary(data: dict[str, Any]) -> str:
         for ix in push.get("indexes", []):
             plats = ",".join(m["platform"] for m in ix["manifests"])
             rows.append(("index", plats, ix["digest"], ix["ref"]))
-        out.append(_table(rows))
+        out.append(format_table(rows))
         for e in push.get("errors", []):
             out.append(f"  error: {e.splitlines()[0]}")
     return "\n".join(out)
