@@ -58,11 +58,29 @@ class Arch:
     def binfmt_name(self) -> str:
         return f"qemu-{self.qemu_name}"
 
+    def matches_platform(self, os: str, architecture: str, variant: str) -> bool:
+        """Whether an image's os/architecture/variant is this architecture's platform,
+        normalised as docker does (an arm64 image without a variant is arm64/v8)."""
+
+        def norm(arch: str, var: str) -> str:
+            return var or DEFAULT_VARIANTS.get(arch, "")
+
+        return (os, architecture, norm(architecture, variant)) == (
+            self.docker_os,
+            self.docker_arch,
+            norm(self.docker_arch, self.docker_variant),
+        )
+
     def oci_platform(self) -> dict[str, str]:
         out = {"os": self.docker_os, "architecture": self.docker_arch}
         if self.docker_variant:
             out["variant"] = self.docker_variant
         return out
+
+
+#: The variant docker assumes when an image config names none (containerd's
+#: platform normalisation).
+DEFAULT_VARIANTS = {"arm64": "v8", "arm": "v7"}
 
 
 def _b(text: str) -> bytes:

@@ -30,9 +30,9 @@ import docker
 
 from . import engine
 from .build import L_INPUTS, helper_ref
-from .config import Config, Target
+from .config import Config
 from .errors import BadInput, RegistryError, TestFailure, XarchError
-from .push import PushedImage, PushOutcome, summary_table, write_index
+from .push import PushedImage, PushOutcome, has_target_platform, summary_table, write_index
 from .registry import Descriptor, RegistryClient, is_digest
 from .report import read_report, write_section
 
@@ -61,11 +61,6 @@ class DigestRecord:
 
 def digest_file(directory: Path, target: str) -> Path:
     return directory / f"{target}.json"
-
-
-def _platform_ok(platform: dict[str, str], target: Target) -> bool:
-    want = target.arch.oci_platform()
-    return all(platform.get(k, "") == v for k, v in want.items())
 
 
 def push_arch(
@@ -101,7 +96,7 @@ def push_arch(
         for tag in t.tags:
             digest = engine.push(client, name, t.arch_tag(tag), log)
             desc = reg.manifest_descriptor(repo, digest)
-            if not _platform_ok(dict(desc.platform or {}), t):
+            if not has_target_platform(desc, t):
                 raise RegistryError(
                     f"{name}@{digest} reads back as {desc.platform_string}, "
                     f"expected {t.arch.platform}"
@@ -241,7 +236,7 @@ def push_index(
                             f"image for tag {tag!r}"
                         )
                     desc = reg.manifest_descriptor(repo, str(im["digest"]))
-                    if not _platform_ok(dict(desc.platform or {}), m):
+                    if not has_target_platform(desc, m):
                         raise RegistryError(
                             f"index {index_ref} not pushed: {m.name}'s {desc.digest} reads back "
                             f"as {desc.platform_string}, expected {m.arch.platform}"

@@ -40,8 +40,6 @@ from .registry import INDEX_MEDIA_TYPES, UNREACHABLE_HINT, RegistryClient, is_lo
 Log = Callable[[str], None]
 
 DOCKER_HUB = "registry-1.docker.io"
-#: The variant an index entry without one means (containerd's normalisation).
-DEFAULT_VARIANTS = {"arm64": "v8", "arm": "v7"}
 
 
 # --------------------------------------------------------------------------- resolving
@@ -61,11 +59,9 @@ def split_image(image: str) -> tuple[str, str]:
 
 
 def _platform_matches(entry: dict[str, str], arch: Arch) -> bool:
-    if entry.get("os") != arch.docker_os or entry.get("architecture") != arch.docker_arch:
-        return False
-    got = entry.get("variant") or DEFAULT_VARIANTS.get(arch.docker_arch, "")
-    want = arch.docker_variant or DEFAULT_VARIANTS.get(arch.docker_arch, "")
-    return got == want
+    return arch.matches_platform(
+        entry.get("os", ""), entry.get("architecture", ""), entry.get("variant", "")
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -30,11 +30,6 @@ from .tables import format_table
 
 Log = Callable[[str], None]
 
-#: The variant docker assumes when an image config names none (containerd's
-#: platform normalisation): an arm64 image without a variant is an arm64/v8 one.
-DEFAULT_VARIANTS = {"arm64": "v8", "arm": "v7"}
-
-
 # --------------------------------------------------------------------------- pure checks
 
 
@@ -66,10 +61,6 @@ def expected_labels(config: Config, target: Target) -> list[ExpectedLabel]:
     ]
 
 
-def _normalized_variant(architecture: str, variant: str) -> str:
-    return variant or DEFAULT_VARIANTS.get(architecture, "")
-
-
 def platform_of(attrs: Mapping[str, Any]) -> str:
     """os/architecture[/variant] of an image as `docker image inspect` shows it."""
     parts = [str(attrs.get("Os") or "?"), str(attrs.get("Architecture") or "?")]
@@ -80,11 +71,11 @@ def platform_of(attrs: Mapping[str, Any]) -> str:
 
 def platform_mismatch(attrs: Mapping[str, Any], arch: Arch) -> str:
     """ "" when the inspected image is of ``arch``'s platform, else what is wrong."""
-    got_os = str(attrs.get("Os") or "")
-    got_arch = str(attrs.get("Architecture") or "")
-    got_variant = _normalized_variant(got_arch, str(attrs.get("Variant") or ""))
-    want_variant = _normalized_variant(arch.docker_arch, arch.docker_variant)
-    if (got_os, got_arch, got_variant) == (arch.docker_os, arch.docker_arch, want_variant):
+    if arch.matches_platform(
+        str(attrs.get("Os") or ""),
+        str(attrs.get("Architecture") or ""),
+        str(attrs.get("Variant") or ""),
+    ):
         return ""
     return f"platform: the config's target is {arch.platform}, the image is {platform_of(attrs)}"
 

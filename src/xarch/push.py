@@ -51,7 +51,9 @@ class PushOutcome:
     errors: list[str]
 
 
-def _platform_matches(desc: Descriptor, target: Target) -> bool:
+def has_target_platform(desc: Descriptor, target: Target) -> bool:
+    """Whether a manifest read back from the registry carries exactly the target's
+    os/architecture/variant (strict: what xarch pushes always names the variant)."""
     want = target.arch.oci_platform()
     got = dict(desc.platform or {})
     return all(got.get(k, "") == v for k, v in want.items())
@@ -96,7 +98,7 @@ def push_images(
                     client, config.registry.image_name(t.family), t.arch_tag(tag), log
                 )
                 desc = reg.manifest_descriptor(repo, digest)
-                if not _platform_matches(desc, t):
+                if not has_target_platform(desc, t):
                     raise RegistryError(
                         f"{config.registry.address}/{repo}@{digest} reads back as "
                         f"{desc.platform_string}, expected {t.arch.platform}"
