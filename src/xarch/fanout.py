@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,9 +31,15 @@ from . import engine
 from .build import L_INPUTS, helper_ref
 from .config import Config
 from .errors import BadInput, RegistryError, TestFailure, XarchError
-from .push import PushedImage, PushOutcome, has_target_platform, summary_table, write_index
+from .push import (
+    PushedImage,
+    PushOutcome,
+    has_target_platform,
+    record_outcome,
+    write_index,
+)
 from .registry import Descriptor, RegistryClient, is_digest
-from .report import read_report, write_section
+from .report import read_report
 
 Log = Callable[[str], None]
 
@@ -274,25 +279,14 @@ def push_index(
             for ix in previous.get("indexes") or []
             if isinstance(ix, dict) and ix.get("family") not in wanted
         ]
-    path = write_section(
-        "push",
-        {
-            "config": str(config.path),
-            "registry": config.registry.address,
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "images": [asdict(x) for x in outcome.images] + kept_images,
-            "indexes": [asdict(x) for x in outcome.indexes] + kept_indexes,
-            "errors": outcome.errors,
-            "from_digests": str(digests_dir),
-        },
+    record_outcome(
+        config,
+        outcome,
         report,
+        log,
+        steps="index",
+        kept_images=kept_images,
+        kept_indexes=kept_indexes,
+        extra={"from_digests": str(digests_dir)},
     )
-    log("")
-    log(summary_table(outcome))
-    log(f"\nReport: {path}")
-    if outcome.errors:
-        raise RegistryError(
-            f"{len(outcome.errors)} index step(s) failed:\n"
-            + "\n".join(f"  - {e.splitlines()[0]}" for e in outcome.errors)
-        )
     return outcome

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import docker
 
@@ -163,15 +164,33 @@ def push_images(
         outcome.indexes.extend(pushed_installer.indexes)
         outcome.errors.extend(pushed_installer.errors)
 
+    record_outcome(config, outcome, report, log, steps="push")
+    return outcome
+
+
+def record_outcome(
+    config: Config,
+    outcome: PushOutcome,
+    report: Path | None,
+    log: Log,
+    *,
+    steps: str,
+    kept_images: list[dict[str, Any]] | None = None,
+    kept_indexes: list[dict[str, Any]] | None = None,
+    extra: dict[str, str] | None = None,
+) -> None:
+    """Write the report's push section, print the summary, and raise RegistryError
+    naming every failed step (`steps` says which kind: push, index)."""
     path = write_section(
         "push",
         {
             "config": str(config.path),
             "registry": config.registry.address,
             "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "images": [asdict(x) for x in outcome.images],
-            "indexes": [asdict(x) for x in outcome.indexes],
+            "images": [asdict(x) for x in outcome.images] + (kept_images or []),
+            "indexes": [asdict(x) for x in outcome.indexes] + (kept_indexes or []),
             "errors": outcome.errors,
+            **(extra or {}),
         },
         report,
     )
@@ -179,12 +198,12 @@ def push_images(
     log(summary_table(outcome))
     log(f"\nReport: {path}")
     if outcome.errors:
+        first = outcome.errors[0]
         raise RegistryError(
-            f"{len(outcome.errors)} push step(s) failed:\n"
+            f"{len(outcome.errors)} {steps} step(s) failed:\n"
             + "\n".join(f"  - {e.splitlines()[0]}" for e in outcome.errors)
-            + ("\n" + outcome.errors[0] if len(outcome.errors[0].splitlines()) > 1 else "")
+            + ("\n" + first if len(first.splitlines()) > 1 else "")
         )
-    return outcome
 
 
 def write_index(
