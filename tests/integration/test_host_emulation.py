@@ -4,6 +4,7 @@ binfmt_misc entries (xarch.binfmt.preserved), even when it fails."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -78,6 +79,20 @@ def outcome(r: subprocess.CompletedProcess[str]) -> str:
     if "no such file or directory" in r.stderr.lower():
         return doctor.NO_SUCH_FILE
     return f"unexpected: rc={r.returncode} {r.stderr.strip()}"
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, as_user: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `invoke ARGS` from the checkout, as a user would (optionally via setpriv)."""
+    return subprocess.run(
+        [*(as_user or []), sys.executable, "-m", "invoke", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def doctor_verdicts(cfg: Config) -> tuple[str, str]:
@@ -190,21 +205,7 @@ def test_persist_writes_binfmt_d_and_status_reports_it(
 )
 def test_bad_input_exits_2_and_leaves_binfmt_untouched(args: list[str], message: str) -> None:
     before = binfmt.snapshot()
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "invoke",
-            "binfmt-install",
-            "--config",
-            "config/offline.yaml",
-            *args,
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    r = cli("binfmt-install", "--config", "config/offline.yaml", *args)
     assert r.returncode == 2, r.stderr
     assert message in r.stderr
     assert binfmt.snapshot() == before
@@ -218,23 +219,13 @@ def test_wrong_emulator_checksum_exits_2_and_changes_nothing(
     good = pinned_config.qemu.sha256_for(AARCH64)
     cfg.write_text(text.replace(good, "0" * 64))
     before = binfmt.snapshot()
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "invoke",
-            "binfmt-install",
-            "--config",
-            str(cfg),
-            "--arch",
-            "aarch64",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
+    r = cli(
+        "binfmt-install",
+        "--config",
+        str(cfg),
+        "--arch",
+        "aarch64",
         env={
-            **os.environ,
             "XARCH_CACHE_DIR": str(tmp_path / "cache"),
             "XARCH_EMULATOR_DIR": str(tmp_path / "emulators"),
         },
@@ -256,53 +247,27 @@ def test_not_root_exits_2() -> None:
 
 
 def _run_as_nobody(home: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            sys.executable,
-            "-m",
-            "invoke",
-            "binfmt-install",
-            "--config",
-            "config/offline.yaml",
-            "--arch",
-            "aarch64",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "XARCH_CACHE_DIR": home, "HOME": home},
+    return cli(
+        "binfmt-install",
+        "--config",
+        "config/offline.yaml",
+        "--arch",
+        "aarch64",
+        env={"XARCH_CACHE_DIR": home, "HOME": home},
+        as_user=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"],
     )
 
 
 def test_doctor_json_and_exit_code(pinned_config: Config, dirs: dict[str, Path]) -> None:
     cfg = str(pinned_config.path)
     with binfmt.no_handler(AARCH64, log=quiet), binfmt.no_handler(get_arch("ppc64le"), log=quiet):
-        r = subprocess.run(
-            [sys.executable, "-m", "invoke", "doctor", "--config", cfg, "--json", "--no-probe"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        r = cli("doctor", "--config", cfg, "--json", "--no-probe")
         assert r.returncode == 1
-        import json
-
         data = json.loads(r.stdout)
         assert {t["verdict"] for t in data["targets"]} == {doctor.EXEC_FORMAT}
         assert all("binfmt-install" in t["fix"] for t in data["targets"])
         hostemu.install(pinned_config.qemu, ["aarch64", "ppc64le"], log=quiet, **dirs)
-        r = subprocess.run(
-            [sys.executable, "-m", "invoke", "doctor", "--config", cfg, "--json", "--no-probe"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        r = cli("doctor", "--config", cfg, "--json", "--no-probe")
         assert r.returncode == 0, r.stdout
         hostemu.uninstall(["aarch64", "ppc64le"], log=quiet, **dirs)
 
