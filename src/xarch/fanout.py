@@ -28,14 +28,14 @@ from typing import Any
 import docker
 
 from . import engine
-from .build import L_INPUTS, helper_ref
 from .config import Config
-from .errors import BadInput, RegistryError, TestFailure, XarchError
+from .errors import BadInput, RegistryError, XarchError
 from .push import (
     PushedImage,
     PushOutcome,
     has_target_platform,
     record_outcome,
+    require_built,
     write_index,
 )
 from .registry import Descriptor, RegistryClient, is_digest
@@ -83,14 +83,9 @@ def push_arch(
     targets = config.select(target_names)
     client = client or engine.connect()
     for t in targets:
-        for tag in t.tags:
-            ref = helper_ref(config, t, tag)
-            attrs = engine.inspect(client, ref)
-            if attrs is None or L_INPUTS not in ((attrs.get("Config") or {}).get("Labels") or {}):
-                raise TestFailure(
-                    f"{ref} is not built; run `invoke build-images --config {config.path} "
-                    f"--target {t.name}` first"
-                )
+        require_built(
+            config, client, (t,), f"invoke build-images --config {config.path} --target {t.name}"
+        )
     reg = RegistryClient(config.registry.address, insecure=config.registry.insecure)
     reg.ping()
     records = []

@@ -52,6 +52,19 @@ class PushOutcome:
     errors: list[str]
 
 
+def require_built(
+    config: Config, client: docker.DockerClient, targets: tuple[Target, ...], build_cmd: str
+) -> None:
+    """Raise before the first push when a target's image is missing for any of its tags
+    (nothing is half-published for a target that was never built)."""
+    for t in targets:
+        for tag in t.tags:
+            ref = helper_ref(config, t, tag)
+            attrs = engine.inspect(client, ref)
+            if attrs is None or L_INPUTS not in ((attrs.get("Config") or {}).get("Labels") or {}):
+                raise TestFailure(f"{ref} is not built; run `{build_cmd}` first")
+
+
 def has_target_platform(desc: Descriptor, target: Target) -> bool:
     """Whether a manifest read back from the registry carries exactly the target's
     os/architecture/variant (strict: what xarch pushes always names the variant)."""
@@ -76,14 +89,7 @@ def push_images(
         from .installer import check_built
 
         check_built(config, client)
-    for t in targets:
-        for tag in t.tags:
-            ref = helper_ref(config, t, tag)
-            attrs = engine.inspect(client, ref)
-            if attrs is None or L_INPUTS not in ((attrs.get("Config") or {}).get("Labels") or {}):
-                raise TestFailure(
-                    f"{ref} is not built; run `invoke build-images --config {config.path}` first"
-                )
+    require_built(config, client, targets, f"invoke build-images --config {config.path}")
     reg = RegistryClient(config.registry.address, insecure=config.registry.insecure)
     reg.ping()
 
