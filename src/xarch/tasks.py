@@ -68,7 +68,6 @@ def build_images(
     from .build import build_images as run
 
     cfg = _load(config, allow_unpinned)
-    cfg.select(target)
     run(cfg, target or None, no_cache=no_cache)
 
 
@@ -82,7 +81,6 @@ def push_images(c: Context, config: str = DEFAULT_CONFIG, target: list[str] | No
     from .push import push_images as run
 
     cfg = _load(config)
-    cfg.select(target)
     run(cfg, target or None)
 
 
@@ -327,7 +325,6 @@ def pull_images(
     from .pull import summary_table
 
     cfg = _load(config)
-    cfg.select(target)
 
     def log(line: str) -> None:
         print(line, file=sys.stderr if json_ else sys.stdout, flush=True)
