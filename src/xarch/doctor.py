@@ -20,13 +20,13 @@ import contextlib
 import json
 import os
 import platform
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import binfmt, hostemu
 from .arch import Arch, host_arch
+from .build import helper_ref
 from .config import Config, Target
 from .tables import format_table
 
@@ -269,19 +269,14 @@ def diagnose(
                 report.checks.extend(f.result() for f in futures)
 
     if config is not None:
-        from .build import helper_ref
-
         for t in config.targets:
-            report.targets.append(
-                _target_verdict(t, config, helper_ref, entries, status_on, client)
-            )
+            report.targets.append(_target_verdict(t, config, entries, status_on, client))
     return report
 
 
 def _target_verdict(
     t: Target,
     config: Config,
-    helper_ref: Callable[[Config, Target, str], str],
     entries: list[binfmt.BinfmtEntry] | None,
     status_on: bool,
     client: Any,
