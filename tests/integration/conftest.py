@@ -17,13 +17,14 @@ import docker.errors
 import pytest
 import yaml
 
-from xarch import engine, qemu
-from xarch import registry_server as rs
-from xarch.build import build_images
-from xarch.config import BootstrapBase, Config, PinnedBase, RegistrySettings, load_config
 from xarch.errors import XarchError
-from xarch.registry_server import RegistryServer
-from xarch.standin import StandinSpec, ensure_standin_base
+from xarch.host import qemu
+from xarch.images.helper import build_images
+from xarch.images.standin import StandinSpec, ensure_standin_base
+from xarch.model.config import BootstrapBase, Config, PinnedBase, RegistrySettings, load_config
+from xarch.oci import engine
+from xarch.oci import registry_server as rs
+from xarch.oci.registry_server import RegistryServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = REPO_ROOT / "config" / "offline.yaml"

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from benchmarks.bench import bench
-from benchmarks.workloads import GCC, Plan
-from xarch import binfmt
-from xarch.config import Config
+from xarch.bench.bench import bench
+from xarch.bench.workloads import GCC, Plan
+from xarch.host import binfmt
+from xarch.model.config import Config
 
 from .conftest import REPO_ROOT, quiet
 from .test_cli_errors import NO_DOCKER, invoke

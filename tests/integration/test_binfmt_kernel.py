@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from xarch import binfmt
-from xarch.arch import Arch, get_arch
-from xarch.binfmt import BinfmtEntry
 from xarch.errors import BadInput, BinfmtError
+from xarch.host import binfmt
+from xarch.host.binfmt import BinfmtEntry
+from xarch.model.arch import Arch, get_arch
 
 QEMU_AARCH64 = Path("/usr/bin/qemu-aarch64-static")
 TEST_PREFIX = "xarch-test-"

@@ -15,15 +15,15 @@ import docker
 import pytest
 import yaml
 
-from xarch.build import build_images
-from xarch.ciconfig import IMAGE_REF_RE, plan_ci, render
-from xarch.config import Config, PinnedBase, load_config
+from xarch.ci.workflows import IMAGE_REF_RE, plan_ci, render
 from xarch.errors import BadInput, RegistryError
-from xarch.fanout import push_arch, push_index, read_digests
-from xarch.push import push_images
-from xarch.registry import RegistryClient, build_index
-from xarch.registry_server import RegistryServer
-from xarch.report import read_report
+from xarch.images.helper import build_images
+from xarch.model.config import Config, PinnedBase, load_config
+from xarch.model.report import read_report
+from xarch.oci.registry import RegistryClient, build_index
+from xarch.oci.registry_server import RegistryServer
+from xarch.publish.fanout import push_arch, push_index, read_digests
+from xarch.publish.push import push_images
 
 from .conftest import TAG, quiet, write_config
 from .test_registry import ARM64, docker_push, load_image, remove_image

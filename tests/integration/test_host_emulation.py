@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 
-from xarch import binfmt, doctor, hostemu
-from xarch.arch import get_arch
-from xarch.build import L_BASE_REF, helper_ref
-from xarch.config import Config
 from xarch.errors import BadInput
+from xarch.host import binfmt
+from xarch.host import emulators as hostemu
+from xarch.images.helper import L_BASE_REF, helper_ref
+from xarch.model.arch import get_arch
+from xarch.model.config import Config
+from xarch.runner import doctor
 
 from .conftest import REPO_ROOT, TAG, quiet
 
@@ -273,7 +275,7 @@ def test_doctor_json_and_exit_code(pinned_config: Config, dirs: dict[str, Path])
 
 
 def test_doctor_probes_leave_no_container_behind(offline: Config, client: Any) -> None:
-    from xarch.installer import local_probe_image
+    from xarch.images.installer import local_probe_image
 
     image = local_probe_image(offline)
     if image is None:

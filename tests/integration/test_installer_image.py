@@ -25,15 +25,16 @@ import docker.errors
 import pytest
 import yaml
 
-from xarch import binfmt, engine, qemu
-from xarch.arch import get_arch
-from xarch.build import L_INPUTS, L_QEMU_VERSION, BuildResult, build_images
-from xarch.config import INSTALLER_TARGET, Config, load_config
 from xarch.errors import XarchError
-from xarch.installer import variant_refs
-from xarch.push import PushOutcome, push_images
-from xarch.registry import RegistryClient
-from xarch.registry_server import RegistryServer
+from xarch.host import binfmt, qemu
+from xarch.images.helper import L_INPUTS, L_QEMU_VERSION, BuildResult, build_images
+from xarch.images.installer import variant_refs
+from xarch.model.arch import get_arch
+from xarch.model.config import INSTALLER_TARGET, Config, load_config
+from xarch.oci import engine
+from xarch.oci.registry import RegistryClient
+from xarch.oci.registry_server import RegistryServer
+from xarch.publish.push import PushOutcome, push_images
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry, pytest.mark.binfmt]
 

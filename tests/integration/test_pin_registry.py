@@ -16,11 +16,11 @@ from typing import Any
 import docker.errors
 import pytest
 
-from xarch.config import load_config
 from xarch.errors import RegistryError
-from xarch.pin import pin
-from xarch.registry import RegistryClient
-from xarch.registry_server import RegistryServer
+from xarch.model.config import load_config
+from xarch.oci.registry import RegistryClient
+from xarch.oci.registry_server import RegistryServer
+from xarch.publish.pin import pin
 
 from .conftest import REPO_ROOT, free_port, quiet
 from .test_registry import ARM64, PPC64LE, docker_push, load_image

@@ -18,8 +18,9 @@ from typing import Any
 import docker
 import pytest
 
-from xarch import binfmt, engine
-from xarch.build import (
+from xarch.errors import ChecksumMismatch, ImageNotFound, RegistryError
+from xarch.host import binfmt
+from xarch.images.helper import (
     L_BASE_DIGEST,
     L_BASE_REF,
     L_INPUTS,
@@ -29,13 +30,13 @@ from xarch.build import (
     build_images,
     helper_ref,
 )
-from xarch.config import Config, PinnedBase, load_config
-from xarch.errors import ChecksumMismatch, ImageNotFound, RegistryError
-from xarch.push import push_images
-from xarch.registry import RegistryClient
-from xarch.registry_server import RegistryServer
-from xarch.report import read_report
-from xarch.testimages import run_suite
+from xarch.images.verify import run_suite
+from xarch.model.config import Config, PinnedBase, load_config
+from xarch.model.report import read_report
+from xarch.oci import engine
+from xarch.oci.registry import RegistryClient
+from xarch.oci.registry_server import RegistryServer
+from xarch.publish.push import push_images
 
 from .conftest import (
     TAG,

@@ -26,15 +26,16 @@ import docker.errors
 import pytest
 import yaml
 
-from xarch import binfmt, engine
-from xarch.arch import get_arch
-from xarch.build import L_BASE_DIGEST, L_QEMU_SHA, L_QEMU_VERSION
-from xarch.config import Config, load_config
 from xarch.errors import BadInput, EngineUnavailable, ImageNotFound, TestFailure
-from xarch.provision import Tools, provision_runner
-from xarch.pull import PushedRef, pull_images, pushed_refs
-from xarch.push import push_images
-from xarch.report import read_report
+from xarch.host import binfmt
+from xarch.images.helper import L_BASE_DIGEST, L_QEMU_SHA, L_QEMU_VERSION
+from xarch.model.arch import get_arch
+from xarch.model.config import Config, load_config
+from xarch.model.report import read_report
+from xarch.oci import engine
+from xarch.publish.pull import PushedRef, pull_images, pushed_refs
+from xarch.publish.push import push_images
+from xarch.runner.provision import Tools, provision_runner
 
 from .conftest import REPO_ROOT, quiet
 

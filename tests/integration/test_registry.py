@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from xarch import registry_server as rs
 from xarch.errors import RegistryError
-from xarch.registry import (
+from xarch.oci import registry_server as rs
+from xarch.oci.registry import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
     OCI_INDEX,
@@ -30,7 +30,7 @@ from xarch.registry import (
     build_index,
     index_media_type_for,
 )
-from xarch.registry_server import RegistryServer
+from xarch.oci.registry_server import RegistryServer
 
 pytestmark = pytest.mark.registry
 

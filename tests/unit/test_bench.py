@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import report, stats, workloads
-from benchmarks.bench import BenchResult, ImageInfo, settings_for
-from benchmarks.emulators import Emulator, parse_cpu_models, parse_version
-from benchmarks.runner import (
+from xarch.bench import report, stats, workloads
+from xarch.bench.bench import BenchResult, ImageInfo, settings_for
+from xarch.bench.emulators import Emulator, parse_cpu_models, parse_version
+from xarch.bench.runner import (
     ExecResult,
     Failure,
     Sample,
@@ -28,7 +28,7 @@ from benchmarks.runner import (
     rotated,
     sample,
 )
-from benchmarks.stats import Summary
+from xarch.bench.stats import Summary
 
 # ------------------------------------------------------------------------- statistics
 

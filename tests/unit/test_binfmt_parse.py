@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from xarch import binfmt
-from xarch.arch import ARCHES, get_arch
-from xarch.binfmt import BinfmtEntry, parse_entry, registration_line
 from xarch.errors import BadInput, BinfmtError
+from xarch.host import binfmt
+from xarch.host.binfmt import BinfmtEntry, parse_entry, registration_line
+from xarch.model.arch import ARCHES, get_arch
 
 AARCH64_MAGIC = bytes.fromhex("7f454c460201010000000000000000000200b700")
 AARCH64_MASK = bytes.fromhex("ffffffffffffff00fffffffffffffffffeffffff")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from xarch.ciconfig import (
+from xarch.ci.workflows import (
     CIBUILDWHEEL_VERSION,
     IMAGE_REF_RE,
     ci_config,
@@ -23,8 +23,8 @@ from xarch.ciconfig import (
     unpinned_refs,
     write_files,
 )
-from xarch.config import Config, load_config
 from xarch.errors import BadInput, XarchError
+from xarch.model.config import Config, load_config
 
 REGISTRY = "registry.example.org:5000"
 SHA = {
@@ -380,7 +380,7 @@ def test_builds_without_a_helper_image_of_their_kind_are_skipped(config: Config)
 def test_a_musllinux_family_sets_the_musllinux_variable(config: Config) -> None:
     from dataclasses import replace
 
-    from xarch.ciconfig import cibw_variable
+    from xarch.ci.workflows import cibw_variable
 
     aarch64 = config.targets[0]
     assert cibw_variable(aarch64) == "CIBW_MANYLINUX_AARCH64_IMAGE"

@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 import yaml
 
-from xarch.arch import ARCHES
-from xarch.config import (
+from xarch.errors import BadInput, ConfigError
+from xarch.model.arch import ARCHES
+from xarch.model.config import (
     BootstrapBase,
     Config,
     PinnedBase,
     load_config,
 )
-from xarch.errors import BadInput, ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from xarch import binfmt, doctor
-from xarch.arch import get_arch
+from xarch.host import binfmt
+from xarch.model.arch import get_arch
+from xarch.runner import doctor
 
 AARCH64 = get_arch("aarch64")
 PPC = get_arch("ppc64le")

@@ -16,11 +16,14 @@ from typing import Any
 import pytest
 import yaml
 
-from xarch import imagearchive, installer, qemu
-from xarch.arch import ARCHES, Arch, get_arch
-from xarch.binfmt import escape_bytes
-from xarch.config import INSTALLER_TARGET, Config, QemuSource, load_config
 from xarch.errors import BadInput, BuildError, ConfigError, FetchError
+from xarch.host import qemu
+from xarch.host.binfmt import escape_bytes
+from xarch.images import installer
+from xarch.images.resources import resource_text
+from xarch.model.arch import ARCHES, Arch, get_arch
+from xarch.model.config import INSTALLER_TARGET, Config, QemuSource, load_config
+from xarch.oci import archive as imagearchive
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ["config/images.yaml", "config/offline.yaml"]
@@ -69,7 +72,7 @@ def test_script_carries_exactly_the_tables_magic_and_mask(relpath: str) -> None:
 
 
 def test_template_spells_no_magic() -> None:
-    template = (REPO_ROOT / installer.TEMPLATE).read_text()
+    template = resource_text(installer.TEMPLATE)
     assert not re.search(r"\\x[0-9a-f]{2}", template)
     for a in ARCHES.values():
         assert a.magic.hex() not in template

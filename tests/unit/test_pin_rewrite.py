@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from xarch.config import Config, load_config
 from xarch.errors import FetchError
-from xarch.pin import check_qemu, dpkg_newer, qemu_advice, rewrite_digests, split_image
+from xarch.model.config import Config, load_config
+from xarch.publish.pin import check_qemu, dpkg_newer, qemu_advice, rewrite_digests, split_image
 
 OLD = "sha256:" + "a" * 64
 NEW = "sha256:" + "b" * 64

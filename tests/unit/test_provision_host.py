@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from xarch.errors import BadInput
-from xarch.provision import check_host, read_os_release
+from xarch.runner.provision import check_host, read_os_release
 
 DEBIAN = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
 UBUNTU = 'PRETTY_NAME="Ubuntu 24.04.1 LTS"\nID=ubuntu\nID_LIKE=debian\n'

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from xarch.arch import get_arch
-from xarch.build import L_BASE_DIGEST, L_QEMU_SHA, L_QEMU_VERSION
-from xarch.config import Config, parse_config
 from xarch.errors import ImageNotFound
-from xarch.pull import (
+from xarch.images.helper import L_BASE_DIGEST, L_QEMU_SHA, L_QEMU_VERSION
+from xarch.model.arch import get_arch
+from xarch.model.config import Config, parse_config
+from xarch.publish.pull import (
     expected_labels,
     image_mismatches,
     platform_mismatch,

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from xarch.arch import Arch, get_arch
-from xarch.config import QemuPin, QemuSource
 from xarch.errors import ChecksumMismatch, FetchError
-from xarch.qemu import emulator_dir, ensure_emulators
+from xarch.host.qemu import emulator_dir, ensure_emulators
+from xarch.model.arch import Arch, get_arch
+from xarch.model.config import QemuPin, QemuSource
 
 AARCH64 = get_arch("aarch64")
 PPC64LE = get_arch("ppc64le")

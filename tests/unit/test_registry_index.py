@@ -9,7 +9,7 @@ import json
 import pytest
 
 from xarch.errors import BadInput, RegistryError
-from xarch.registry import (
+from xarch.oci.registry import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
     OCI_INDEX,

@@ -1,0 +1,5 @@
+"""``python -m xarch``: the console script."""
+
+from xarch.cli.main import main
+
+main()

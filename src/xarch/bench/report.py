@@ -1,0 +1,484 @@
+"""Shaping a run's results: the derived tables (overhead ratios, settings against
+the default), the terminal text, the JSON document and the PNG chart.
+
+Everything but :func:`write_chart` is pure and works on plain data, so the unit
+tests build small results by hand and check the shapes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from xarch.bench.stats import Ratio, Summary, geometric_mean, ratio, speedup, verdict
+from xarch.model.tables import format_table
+
+if TYPE_CHECKING:
+    from xarch.bench.bench import BenchResult
+    from xarch.bench.emulators import Emulator
+    from xarch.bench.runner import Series
+    from xarch.bench.toolkit import ImageSize, ToolkitTiming
+
+SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class OverheadRow:
+    target: str
+    arch: str
+    workload: str
+    emulated: Summary | None
+    native: Summary | None
+    ratio: Ratio | None
+    failures: int
+    cpu_ratio: Ratio | None = None  # the same for user + system time
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "arch": self.arch,
+            "workload": self.workload,
+            "emulated": self.emulated.to_json() if self.emulated else None,
+            "native": self.native.to_json() if self.native else None,
+            "ratio": self.ratio.to_json() if self.ratio else None,
+            "cpu_ratio": self.cpu_ratio.to_json() if self.cpu_ratio else None,
+            "failures": self.failures,
+        }
+
+
+@dataclass(frozen=True)
+class SettingRow:
+    target: str
+    arch: str
+    emulator: str  # Emulator.key
+    binary: str  # "QEMU 7.2.22 sha256:4f55e2e8"
+    cpu: str  # QEMU_CPU passed, "" = the image's default
+    effective_cpu: str  # what the run got ("" when unknown)
+    workload: str
+    summary: Summary | None
+    speedup: float | None  # default median / this median
+    verdict: str
+    is_default: bool
+    failures: int
+    cpu_speedup: float | None = None  # the same for user + system time
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "arch": self.arch,
+            "emulator": self.emulator,
+            "binary": self.binary,
+            "qemu_cpu": self.cpu,
+            "effective_cpu": self.effective_cpu,
+            "workload": self.workload,
+            "summary": self.summary.to_json() if self.summary else None,
+            "speedup_vs_default": None if self.speedup is None else round(self.speedup, 3),
+            "cpu_speedup_vs_default": (
+                None if self.cpu_speedup is None else round(self.cpu_speedup, 3)
+            ),
+            "verdict": self.verdict,
+            "default": self.is_default,
+            "failures": self.failures,
+        }
+
+
+def overhead_rows(series: Sequence[Series]) -> list[OverheadRow]:
+    """emulated/native per target and workload, for the default setting (the pinned
+    emulator, no QEMU_CPU passed)."""
+    native = {(s.target, s.workload): s for s in series if s.kind == "native"}
+    rows = []
+    for s in series:
+        if s.kind != "emulated" or s.emulator != "pin" or s.cpu:
+            continue
+        n = native.get((s.target, s.workload))
+        e_sum = s.summary()
+        n_sum = n.summary() if n else None
+        rows.append(
+            OverheadRow(
+                target=s.target,
+                arch=s.arch,
+                workload=s.workload,
+                emulated=e_sum,
+                native=n_sum,
+                ratio=ratio(e_sum, n_sum),
+                failures=len(s.failures) + (len(n.failures) if n else 0),
+                cpu_ratio=ratio(s.cpu_summary(), n.cpu_summary() if n else None),
+            )
+        )
+    return rows
+
+
+def setting_rows(
+    series: Sequence[Series],
+    emulators: Sequence[Emulator],
+    default_cpu: dict[str, str],
+) -> list[SettingRow]:
+    """Every emulated series against the default setting of its target (the pinned
+    emulator, no QEMU_CPU passed), workload by workload."""
+    binaries = {(e.key, e.arch): e.short for e in emulators}
+    defaults = {
+        (s.target, s.workload): s
+        for s in series
+        if s.kind == "emulated" and s.emulator == "pin" and not s.cpu
+    }
+    rows = []
+    for s in series:
+        if s.kind != "emulated":
+            continue
+        is_default = s.emulator == "pin" and not s.cpu
+        ds = defaults.get((s.target, s.workload))
+        d = ds.summary() if ds else None
+        mine = s.summary()
+        rows.append(
+            SettingRow(
+                target=s.target,
+                arch=s.arch,
+                emulator=s.emulator,
+                binary=binaries.get((s.emulator, s.arch), s.emulator),
+                cpu=s.cpu,
+                effective_cpu=s.cpu or default_cpu.get(s.target, ""),
+                workload=s.workload,
+                summary=mine,
+                speedup=None if is_default else speedup(d, mine),
+                verdict="default" if is_default else verdict(d, mine),
+                is_default=is_default,
+                failures=len(s.failures),
+                cpu_speedup=(
+                    None if is_default or ds is None else speedup(ds.cpu_summary(), s.cpu_summary())
+                ),
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    target: str
+    arch: str
+    emulator: str
+    cpu: str
+    geomean: float
+    workloads: tuple[str, ...]
+
+
+def recommend(rows: Sequence[SettingRow], workloads: Sequence[str]) -> list[Recommendation]:
+    """Per target, the alternative that is clearly faster on every one of
+    ``workloads`` (verdict "faster"), best geometric-mean speed-up first; none when
+    no alternative is clearly faster everywhere."""
+    out = []
+    by_target: dict[str, list[SettingRow]] = {}
+    for r in rows:
+        by_target.setdefault(r.target, []).append(r)
+    for target, trows in by_target.items():
+        candidates: dict[tuple[str, str], list[SettingRow]] = {}
+        for r in trows:
+            if not r.is_default and r.workload in workloads:
+                candidates.setdefault((r.emulator, r.cpu), []).append(r)
+        best: Recommendation | None = None
+        for (emulator, cpu), crows in candidates.items():
+            if {r.workload for r in crows} != set(workloads):
+                continue
+            if not all(r.verdict == "faster" and r.speedup for r in crows):
+                continue
+            g = geometric_mean([r.speedup for r in crows if r.speedup])
+            if g is not None and (best is None or g > best.geomean):
+                best = Recommendation(
+                    target=target,
+                    arch=crows[0].arch,
+                    emulator=emulator,
+                    cpu=cpu,
+                    geomean=g,
+                    workloads=tuple(workloads),
+                )
+        if best is not None:
+            out.append(best)
+    return out
+
+
+# ------------------------------------------------------------------------------- text
+
+
+def _s(x: float | None, unit: str = "s") -> str:
+    if x is None:
+        return "-"
+    if x >= 100:
+        return f"{x:.0f}{unit}"
+    if x >= 10:
+        return f"{x:.1f}{unit}"
+    return f"{x:.2f}{unit}"
+
+
+def timing_cell(s: Summary | None) -> str:
+    """``12.9s [12.4-13.3]``: the median, then min-max."""
+    if s is None:
+        return "-"
+    return f"{_s(s.median)} [{_s(s.min, '')}-{_s(s.max, '')}]"
+
+
+def render_overhead(rows: Sequence[OverheadRow]) -> str:
+    out: list[list[str]] = [["TARGET", "WORKLOAD", "EMULATED", "NATIVE", "RATIO", "RANGE"]]
+    for r in rows:
+        out.append(
+            [
+                r.target,
+                r.workload,
+                timing_cell(r.emulated) + (f" ({r.failures} FAILED)" if r.failures else ""),
+                timing_cell(r.native),
+                f"{r.ratio.median:.1f}x" if r.ratio else "-",
+                f"{r.ratio.low:.1f}-{r.ratio.high:.1f}x" if r.ratio else "-",
+            ]
+        )
+    return format_table(out)
+
+
+def render_settings(rows: Sequence[SettingRow]) -> str:
+    out: list[list[str]] = [
+        ["TARGET", "EMULATOR", "QEMU_CPU", "WORKLOAD", "WALL", "VS DEFAULT", "CPU TIME", "VERDICT"]
+    ]
+    for r in rows:
+        cpu = r.cpu or (f"(image: {r.effective_cpu})" if r.effective_cpu else "(image)")
+        out.append(
+            [
+                r.target,
+                r.binary,
+                cpu,
+                r.workload,
+                timing_cell(r.summary) + (f" ({r.failures} FAILED)" if r.failures else ""),
+                "-" if r.speedup is None else f"{r.speedup:.2f}x",
+                "-" if r.cpu_speedup is None else f"{r.cpu_speedup:.2f}x",
+                r.verdict,
+            ]
+        )
+    return format_table(out)
+
+
+def render_toolkit(rows: Sequence[ToolkitTiming]) -> str:
+    out: list[list[str]] = [["TASK", "WALL", "GOAL", "NOTE"]]
+    for t in rows:
+        s = t.summary()
+        wall = timing_cell(s) if s else "FAILED"
+        goal = "-"
+        if t.goal is not None and s is not None:
+            goal = f"< {t.goal:g}s {'ok' if s.median < t.goal else 'MISSED'}"
+        elif t.goal is not None:
+            goal = f"< {t.goal:g}s"
+        out.append([t.name, wall, goal, t.note])
+    return format_table(out)
+
+
+def _mb(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1e6:.1f} MB"
+
+
+def render_sizes(rows: Sequence[ImageSize]) -> str:
+    out: list[list[str]] = [["TARGET", "HELPER", "BASE", "ADDED", "BASE IMAGE"]]
+    for r in rows:
+        out.append(
+            [
+                r.target,
+                _mb(r.size),
+                _mb(r.base_size) if r.base_size is not None else "not local",
+                _mb(r.added),
+                r.base,
+            ]
+        )
+    return format_table(out)
+
+
+def render(result: BenchResult) -> str:
+    overhead = overhead_rows(result.series)
+    defaults = {i.target: i.default_cpu for i in result.images}
+    settings = setting_rows(result.series, result.emulators, defaults)
+    env = result.environment
+    parts = [
+        f"xarch bench ({result.plan.name}), {result.started}, {result.wall_seconds:.0f} s",
+        f"host: {env.get('cpu_model', '?')}, {env.get('cpus', '?')} CPUs, "
+        f"kernel {env.get('kernel', '?')}, Docker {env.get('docker', '?')}, "
+        f"load {env.get('loadavg_start', '?')} -> {env.get('loadavg_end', '?')}",
+    ]
+    for e in result.emulators:
+        parts.append(f"  {e.arch}: {e.label}: {e.version}, sha256 {e.sha256[:16]}...")
+    if overhead:
+        parts += [
+            "",
+            "Emulation overhead (pinned QEMU, the image's QEMU_CPU; median [min-max] of "
+            f"{result.plan.reps} runs; ratio = emulated/native medians)",
+            render_overhead(overhead),
+        ]
+    if any(not r.is_default for r in settings):
+        parts += [
+            "",
+            "QEMU settings (vs default = default median / this median, of wall time and of "
+            "CPU time; 'faster' only when the wall-time ranges do not overlap)",
+            render_settings(settings),
+        ]
+        recs = recommend(settings, result.plan.config_workloads)
+        for rec in recs:
+            parts.append(
+                f"  clearly faster on {', '.join(rec.workloads)}: {rec.target}: "
+                f"{rec.emulator} QEMU_CPU={rec.cpu or '(image)'} "
+                f"({rec.geomean:.2f}x geometric mean)"
+            )
+        if not recs:
+            parts.append("  no setting is clearly faster than the default on every workload")
+    if result.sizes:
+        parts += ["", "Size each helper image adds over its base", render_sizes(result.sizes)]
+    if result.toolkit:
+        parts += ["", "Toolkit overhead", render_toolkit(result.toolkit)]
+    for info in result.images:
+        for line in info.skipped:
+            parts.append(f"skipped ({info.target}): {line}")
+    for note in result.notes:
+        parts.append(f"note: {note}")
+    for ev in result.binfmt_events:
+        parts.append(f"binfmt: {ev}")
+    failures = [(s, f) for s in result.series for f in s.failures]
+    if failures:
+        parts += ["", f"FAILED runs ({len(failures)}); never counted in a timing:"]
+        for s, f in failures:
+            where = (
+                "native" if s.kind == "native" else f"{s.emulator} QEMU_CPU={s.cpu or '(image)'}"
+            )
+            parts.append(f"  {s.target} {s.workload} [{where}] round {f.round + 1}: {f.reason}")
+            parts += [f"    | {ln}" for ln in f.output.splitlines()[-15:]]
+    for t in result.toolkit:
+        if t.failure:
+            parts += [
+                f"  toolkit {t.name}: FAILED",
+                *[f"    | {ln}" for ln in t.failure.splitlines()[-15:]],
+            ]
+    return "\n".join(parts)
+
+
+# ------------------------------------------------------------------------------- JSON
+
+
+def to_json(result: BenchResult) -> dict[str, Any]:
+    defaults = {i.target: i.default_cpu for i in result.images}
+    settings = setting_rows(result.series, result.emulators, defaults)
+    return {
+        "schema": SCHEMA,
+        "started": result.started,
+        "wall_seconds": round(result.wall_seconds, 1),
+        "config": result.config,
+        "plan": result.plan.to_json(),
+        "environment": result.environment,
+        "emulators": [e.to_json() for e in result.emulators],
+        "images": [i.to_json() for i in result.images],
+        "overhead": [r.to_json() for r in overhead_rows(result.series)],
+        "settings": [r.to_json() for r in settings],
+        "recommendations": [
+            {
+                "target": r.target,
+                "arch": r.arch,
+                "emulator": r.emulator,
+                "qemu_cpu": r.cpu,
+                "geomean_speedup": round(r.geomean, 3),
+                "workloads": list(r.workloads),
+            }
+            for r in recommend(settings, result.plan.config_workloads)
+        ],
+        "toolkit": [t.to_json() for t in result.toolkit],
+        "sizes": [s.to_json() for s in result.sizes],
+        "series": [s.to_json() for s in result.series],
+        "notes": result.notes,
+        "binfmt_events": result.binfmt_events,
+    }
+
+
+def write_json(result: BenchResult, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(to_json(result), indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+# ------------------------------------------------------------------------------ chart
+
+
+def write_chart(result: BenchResult, path: Path) -> Path | None:
+    """Two panels: emulated/native per workload and image (bars at the median ratio,
+    whiskers to the range), and each QEMU setting's speed against the default.
+    None when matplotlib is missing (the `bench` extra) or there is nothing to plot."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    overhead = [r for r in overhead_rows(result.series) if r.ratio is not None]
+    if not overhead:
+        return None
+    defaults = {i.target: i.default_cpu for i in result.images}
+    alt = [
+        r
+        for r in setting_rows(result.series, result.emulators, defaults)
+        if not r.is_default and r.speedup is not None
+    ]
+    panels = 2 if alt else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.6), squeeze=False)
+
+    ax = axes[0][0]
+    workloads = list(dict.fromkeys(r.workload for r in overhead))
+    targets = list(dict.fromkeys(r.arch for r in overhead))
+    width = 0.8 / max(1, len(targets))
+    for i, arch in enumerate(targets):
+        xs, ys, lo, hi = [], [], [], []
+        for j, w in enumerate(workloads):
+            row = next((r for r in overhead if r.arch == arch and r.workload == w), None)
+            if row is None or row.ratio is None:
+                continue
+            xs.append(j + (i - (len(targets) - 1) / 2) * width)
+            ys.append(row.ratio.median)
+            lo.append(row.ratio.median - row.ratio.low)
+            hi.append(row.ratio.high - row.ratio.median)
+        bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=arch)
+        ax.bar_label(
+            bars, labels=[f"{y:.1f}x" for y in ys], label_type="center", fontsize=8, color="white"
+        )
+    ax.set_xticks(range(len(workloads)), workloads)
+    ax.set_ylabel("emulated / native wall time")
+    ax.set_title("Emulation overhead (pinned QEMU)", fontsize=10)
+    ax.axhline(1, color="grey", linewidth=0.8)
+    ax.legend(fontsize=8)
+
+    if alt:
+        ax2 = axes[0][1]
+        labels = []
+        values = []
+        colors = []
+        palette = {"faster": "tab:green", "slower": "tab:red"}
+        for r in alt:
+            cpu = r.cpu or f"({r.effective_cpu or 'image'})"
+            labels.append(f"{r.arch} {r.binary.split(' sha256')[0]} {cpu} {r.workload}")
+            values.append(r.speedup or 0.0)
+            colors.append(palette.get(r.verdict, "tab:grey"))
+        ys2 = list(range(len(labels)))
+        ax2.barh(ys2, values, color=colors)
+        ax2.set_yticks(ys2, labels, fontsize=7)
+        ax2.invert_yaxis()
+        ax2.axvline(1, color="black", linewidth=0.8)
+        ax2.set_xlabel(
+            "speed vs default (default median / median)\n"
+            "green: clearly faster, red: clearly slower, grey: no clear difference",
+            fontsize=8,
+        )
+        ax2.set_title("QEMU settings against the pinned default", fontsize=10)
+        lo_x = min([*values, 1.0])
+        hi_x = max([*values, 1.0])
+        ax2.set_xlim(max(0.0, lo_x - 0.1), hi_x + 0.1)
+    fig.suptitle(
+        f"xarch bench ({result.plan.name}) {result.started}: "
+        f"{result.environment.get('cpu_model', '')}",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

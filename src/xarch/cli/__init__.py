@@ -1,0 +1,1 @@
+"""The command line: the Invoke collection (thin tasks) and the ``xarch`` console script."""

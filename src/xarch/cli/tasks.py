@@ -1,0 +1,534 @@
+"""The Invoke collection: thin wrappers that parse flags, call the modules and map
+errors to exit codes (2: bad input, nothing changed; 1: an operation failed)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from xarch.errors import XarchError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_CONFIG = "config/images.yaml"
+CONFIG_HELP = (
+    f"config file (default {DEFAULT_CONFIG}; "
+    "config/offline.yaml for hosts without public registries)"
+)
+TARGET_HELP = "target name from the config; repeat for several (default: all)"
+
+
+def user_errors(fn: F) -> F:
+    """Turn XarchError into a message on stderr and the error's exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except XarchError as e:
+            sys.stdout.flush()
+            raise Exit(f"error: {e}", code=e.exit_code) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _load(config: str, allow_unpinned: bool = False) -> Any:
+    from xarch.model.config import load_config
+
+    return load_config(config, allow_unpinned=allow_unpinned)
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "target": TARGET_HELP,
+        "no_cache": "rebuild even when the build inputs are unchanged",
+        "allow_unpinned": "accept bases given by tag alone (not reproducible)",
+    },
+    iterable=["target"],
+)
+@user_errors
+def build_images(
+    c: Context,
+    config: str = DEFAULT_CONFIG,
+    target: list[str] | None = None,
+    no_cache: bool = False,
+    allow_unpinned: bool = False,
+) -> None:
+    """Build helper images: pinned base + pinned qemu-<arch>-static, labelled, per target."""
+    from xarch.images.helper import build_images as run
+
+    cfg = _load(config, allow_unpinned)
+    run(cfg, target or None, no_cache=no_cache)
+
+
+@task(
+    help={"config": CONFIG_HELP, "target": TARGET_HELP},
+    iterable=["target"],
+)
+@user_errors
+def push_images(c: Context, config: str = DEFAULT_CONFIG, target: list[str] | None = None) -> None:
+    """Push per-arch helper images, then one verified multi-arch index per family and tag."""
+    from xarch.publish.push import push_images as run
+
+    cfg = _load(config)
+    run(cfg, target or None)
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "target": TARGET_HELP,
+        "junit": "JUnit XML output (default build/test-images.xml; -F/-no-F suffixes for 'both')",
+        "binfmt_mode": "host (as it is), F, no-F, or both (F then no-F); "
+        "F/no-F register a temporary handler (root) and restore the host's afterwards",
+        "allow_unpinned": "accept bases given by tag alone",
+    },
+    iterable=["target"],
+)
+@user_errors
+def test_images(
+    c: Context,
+    config: str = DEFAULT_CONFIG,
+    target: list[str] | None = None,
+    junit: str | None = None,
+    binfmt_mode: str = "host",
+    allow_unpinned: bool = False,
+) -> None:
+    """Prove with pytest + testinfra that each helper image runs its architecture's code."""
+    from xarch.images.verify import run_suite
+
+    cfg = _load(config, allow_unpinned)
+    targets = cfg.select(target)
+    run_suite(
+        cfg,
+        targets,
+        mode=binfmt_mode,
+        junit=Path(junit) if junit else None,
+        allow_unpinned=allow_unpinned,
+    )
+
+
+@task(
+    help={
+        "port": "port on 127.0.0.1 (default 5000)",
+        "state_dir": "where the storage, config and pid file live "
+        "(default $XARCH_STATE_DIR/registry or ~/.local/state/xarch/registry)",
+        "htpasswd": "require basic auth with this htpasswd (bcrypt) file",
+    }
+)
+@user_errors
+def registry_up(
+    c: Context, port: int = 5000, state_dir: str | None = None, htpasswd: str | None = None
+) -> None:
+    """Start the embedded registry (Debian's docker-registry) on 127.0.0.1."""
+    from xarch.model.paths import state_dir as default_state
+    from xarch.oci import registry_server
+
+    registry_server.start(
+        Path(state_dir) if state_dir else default_state() / "registry",
+        port=port,
+        htpasswd=Path(htpasswd) if htpasswd else None,
+    )
+
+
+@task(
+    help={
+        "state_dir": "the registry's state directory (see registry-up)",
+        "purge": "also delete the stored images (destructive)",
+    }
+)
+@user_errors
+def registry_down(c: Context, state_dir: str | None = None, purge: bool = False) -> None:
+    """Stop the embedded registry; its storage is kept unless --purge."""
+    from xarch.model.paths import state_dir as default_state
+    from xarch.oci import registry_server
+
+    registry_server.stop(
+        Path(state_dir) if state_dir else default_state() / "registry", purge=purge
+    )
+
+
+@task(help={"state_dir": "the registry's state directory", "json": "print JSON"})
+@user_errors
+def registry_status(c: Context, state_dir: str | None = None, json_: bool = False) -> None:
+    """Say whether the embedded registry runs, where, and from which state directory."""
+    from xarch.model.paths import state_dir as default_state
+    from xarch.oci import registry_server
+
+    d = Path(state_dir) if state_dir else default_state() / "registry"
+    s = registry_server.status(d)
+    if json_:
+        print(
+            json.dumps(
+                {
+                    "running": s is not None,
+                    "address": s.address if s else None,
+                    "pid": s.pid if s else None,
+                    "state_dir": str(d),
+                }
+            )
+        )
+    elif s is None:
+        print(f"not running (state {d})")
+    else:
+        print(f"running at {s.address} (pid {s.pid}, state {d})")
+    if s is None:
+        raise Exit(code=1)
+
+
+@task(help={"json": "print the whole report as JSON", "path": "report file"})
+@user_errors
+def report(c: Context, json_: bool = False, path: str | None = None) -> None:
+    """Show what was last built and pushed (images, platforms, digests) from build/."""
+    from xarch.model.report import read_report, report_path, summary
+
+    p = Path(path) if path else report_path()
+    data = read_report(p)
+    if not data:
+        raise Exit(f"error: no report at {p}; run `invoke build-images` first", code=1)
+    print(json.dumps(data, indent=2, sort_keys=True) if json_ else summary(data))
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "json": "print the diagnosis as JSON (for CI)",
+        "no_probe": "skip the container probes (privileged and least-privilege starts)",
+    }
+)
+@user_errors
+def doctor(
+    c: Context, config: str = DEFAULT_CONFIG, json_: bool = False, no_probe: bool = False
+) -> None:
+    """Explain whether each configured image would run here, and the fix when not."""
+    from xarch.images.installer_probe import probe_image
+    from xarch.runner.doctor import diagnose, dumps, render
+
+    cfg = _load(config, allow_unpinned=True)
+    report = diagnose(
+        cfg, probe_image=None if no_probe else probe_image(cfg), probe_containers=not no_probe
+    )
+    print(dumps(report) if json_ else render(report))
+    if not report.ok:
+        raise Exit(code=1)
+
+
+ARCH_HELP = "architecture (aarch64 ppc64le s390x armv7l riscv64, or all); repeatable"
+
+
+@task(
+    help={
+        "config": CONFIG_HELP + "; its qemu pin names the emulators",
+        "arch": ARCH_HELP,
+        "flags": "binfmt flags: F (default), P; C and O only on explicit request",
+        "persist": "also write /etc/binfmt.d/qemu-<arch>.conf (systemd-binfmt loads it at boot)",
+        "force": "replace a different existing handler for the same architecture",
+    },
+    iterable=["arch"],
+)
+@user_errors
+def binfmt_install(
+    c: Context,
+    config: str = DEFAULT_CONFIG,
+    arch: list[str] | None = None,
+    flags: str = "F",
+    persist: bool = False,
+    force: bool = False,
+) -> None:
+    """Register the pinned emulators as binfmt_misc handlers on this host (root)."""
+    from xarch.host.emulators import install
+
+    cfg = _load(config, allow_unpinned=True)
+    outcomes = install(cfg.qemu, arch or [], flags=flags, persist=persist, force=force)
+    for o in outcomes:
+        extra = f", persisted in {o.persisted}" if o.persisted else ""
+        print(f"{o.arch}: {o.action} ({o.name}: {o.interpreter}, flags {o.flags}){extra}")
+
+
+@task(help={"arch": ARCH_HELP}, iterable=["arch"])
+@user_errors
+def binfmt_uninstall(c: Context, arch: list[str] | None = None) -> None:
+    """Remove the qemu-<arch> handlers named (and xarch's persisted files for them)."""
+    from xarch.host.emulators import uninstall
+
+    for o in uninstall(arch or []):
+        extra = f", removed {o.persisted}" if o.persisted else ""
+        print(f"{o.arch}: {o.action} ({o.name}){extra}")
+
+
+@task(
+    help={
+        "config": CONFIG_HELP + "; used to check interpreters against the pin",
+        "json": "print JSON",
+    }
+)
+@user_errors
+def binfmt_status(c: Context, config: str = DEFAULT_CONFIG, json_: bool = False) -> None:
+    """List the host's binfmt_misc handlers: interpreter, flags, pinned, persisted."""
+    from xarch.host import binfmt
+    from xarch.host.emulators import INSTALL_DIR, status
+    from xarch.runner.doctor import DoctorReport, render
+
+    cfg = _load(config, allow_unpinned=True) if Path(config).exists() else None
+    available = binfmt.is_available()
+    rows = [s.to_json() for s in status(cfg.qemu if cfg else None)] if available else []
+    if json_:
+        print(
+            json.dumps(
+                {
+                    "binfmt_misc": {"available": available, "path": str(binfmt.BINFMT_DIR)},
+                    "install_dir": str(INSTALL_DIR),
+                    "handlers": rows,
+                },
+                indent=2,
+            )
+        )
+        return
+    if not available:
+        raise Exit(f"binfmt_misc is not mounted at {binfmt.BINFMT_DIR}", code=1)
+    print(f"xarch installs emulators in {INSTALL_DIR}")
+    print(render(DoctorReport(handlers=rows)).split("\n", 1)[1].lstrip("\n"))
+
+
+REPORT_HELP = "the report whose push section holds the digests (default build/xarch-report.json)"
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "target": TARGET_HELP,
+        "report": REPORT_HELP,
+        "json": "print a JSON summary on stdout (progress goes to stderr)",
+    },
+    iterable=["target"],
+)
+@user_errors
+def pull_images(
+    c: Context,
+    config: str = DEFAULT_CONFIG,
+    target: list[str] | None = None,
+    report: str | None = None,
+    json_: bool = False,
+) -> None:
+    """Pull helper images by their pushed digests and check platform and labels (for CI)."""
+    from xarch.publish.pull import pull_images as run
+    from xarch.publish.pull import summary_table
+
+    cfg = _load(config)
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr if json_ else sys.stdout, flush=True)
+
+    outcome = run(cfg, target or None, report=Path(report) if report else None, log=log)
+    if json_:
+        print(json.dumps(outcome.to_json(), indent=2, sort_keys=True))
+    else:
+        print("")
+        print(summary_table(outcome))
+    failure = outcome.failure()
+    if failure is not None:
+        raise failure
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "dry_run": "print the plan (what would be installed, started, registered, pulled) "
+        "and change nothing",
+        "report": REPORT_HELP,
+        "force": "replace a different existing binfmt handler for a configured architecture",
+    }
+)
+@user_errors
+def provision_runner(
+    c: Context,
+    config: str = DEFAULT_CONFIG,
+    dry_run: bool = False,
+    report: str | None = None,
+    force: bool = False,
+) -> None:
+    """Make this Debian/Ubuntu host a runner for every configured image (root; idempotent)."""
+    from xarch.runner.provision import provision_runner as run
+
+    cfg = _load(config)
+    run(cfg, dry_run=dry_run, report=Path(report) if report else None, force=force)
+
+
+@task(
+    help={
+        "provider": "github or gitlab",
+        "config": CONFIG_HELP,
+        "output": "directory to write into, laid out like the repository "
+        "(default build/ci/<provider>; `.` writes .github/workflows/ or .gitlab-ci.yml here)",
+        "report": "the report whose push section holds the digests "
+        "(default build/xarch-report.json)",
+        "family": "build wheels in this family's images (when several provide one arch); "
+        "repeatable",
+        "runner": "runner labels (GitHub) or tags (GitLab) of the jobs that run xarch itself; "
+        "repeatable (default: self-hosted linux x64 / xarch)",
+        "wheels_runner": "GitHub runner of the wheel jobs (default ubuntu-24.04)",
+        "cibuildwheel": "cibuildwheel version the wheel jobs install (exact)",
+        "force": "replace existing files with other content",
+    },
+    iterable=["family", "runner"],
+)
+@user_errors
+def ci_config(
+    c: Context,
+    provider: str = "",
+    config: str = DEFAULT_CONFIG,
+    output: str | None = None,
+    report: str | None = None,
+    family: list[str] | None = None,
+    runner: list[str] | None = None,
+    wheels_runner: str = "",
+    cibuildwheel: str = "",
+    force: bool = False,
+) -> None:
+    """Write CI files: wheels in the helper images, image publishing, a pin check."""
+    from xarch.ci import workflows as ciconfig
+    from xarch.errors import BadInput
+    from xarch.model.report import read_report, report_path
+
+    if provider not in ciconfig.PROVIDERS:
+        raise BadInput(f"--provider is required: one of {', '.join(ciconfig.PROVIDERS)}")
+    cfg = _load(config)
+    rp = Path(report) if report else report_path()
+    ciconfig.ci_config(
+        cfg,
+        provider,
+        output=Path(output) if output else Path("build") / "ci" / provider,
+        report=read_report(rp),
+        report_file=rp,
+        families=family or [],
+        runner=runner or [],
+        wheels_runner=wheels_runner or ciconfig.WHEELS_RUNNER,
+        cibuildwheel=cibuildwheel or ciconfig.CIBUILDWHEEL_VERSION,
+        force=force,
+    )
+
+
+DIGESTS_HELP = "directory of the per-target digest files (CI artifacts)"
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "target": "target to push (one per CI job); repeatable",
+        "digests_dir": DIGESTS_HELP + " to write <target>.json into",
+    },
+    iterable=["target"],
+)
+@user_errors
+def push_arch(
+    c: Context,
+    config: str = DEFAULT_CONFIG,
+    target: list[str] | None = None,
+    digests_dir: str = "digests",
+) -> None:
+    """Push one target's per-arch image and record its digest in a file (CI fan-out)."""
+    from xarch.publish.fanout import push_arch as run
+
+    run(_load(config), target or [], Path(digests_dir))
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "family": "family to index; repeatable (default: every family of the config)",
+        "digests_dir": DIGESTS_HELP + ", as push-arch wrote them (searched recursively)",
+    },
+    iterable=["family"],
+)
+@user_errors
+def push_index(
+    c: Context,
+    config: str = DEFAULT_CONFIG,
+    family: list[str] | None = None,
+    digests_dir: str = "digests",
+) -> None:
+    """Write each family's multi-arch index from the digest files of push-arch jobs."""
+    from xarch.publish.fanout import push_index as run
+
+    run(_load(config), Path(digests_dir), family or None)
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "check": "change nothing; exit 1 listing every stale pin (for a scheduled CI job)",
+        "skip_qemu": "do not compare the QEMU pin with apt's candidate",
+    }
+)
+@user_errors
+def pin(
+    c: Context, config: str = DEFAULT_CONFIG, check: bool = False, skip_qemu: bool = False
+) -> None:
+    """Re-resolve each base tag to its digest and rewrite stale pins; report a newer QEMU."""
+    from xarch.publish.pin import pin as run
+    from xarch.publish.pin import stale_report
+
+    outcome = run(_load(config, allow_unpinned=True), check=check, skip_qemu=skip_qemu)
+    if check:
+        print(stale_report(outcome))
+        if outcome.stale:
+            raise Exit(code=1)
+    elif not outcome.changed:
+        print("nothing to rewrite: every base digest is current")
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "target": TARGET_HELP,
+        "quick": "fewer repetitions, smaller workloads, one alternative setting (< 5 min)",
+        "output": "directory for bench.json and bench-emulation.png (default build/bench)",
+    },
+    iterable=["target"],
+)
+@user_errors
+def bench(
+    c: Context,
+    config: str = DEFAULT_CONFIG,
+    target: list[str] | None = None,
+    quick: bool = False,
+    output: str | None = None,
+) -> None:
+    """Measure emulation overhead, QEMU settings, the toolkit's own overhead and image sizes."""
+    from xarch.bench.bench import bench as run
+
+    run(_load(config), target or None, quick=quick, output=Path(output) if output else None)
+
+
+ns = Collection()
+for _t in (
+    build_images,
+    push_images,
+    test_images,
+    registry_up,
+    registry_down,
+    registry_status,
+    report,
+    doctor,
+    binfmt_install,
+    binfmt_uninstall,
+    binfmt_status,
+    pull_images,
+    provision_runner,
+    ci_config,
+    push_arch,
+    push_index,
+    pin,
+    bench,
+):
+    ns.add_task(_t)

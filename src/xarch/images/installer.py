@@ -1,0 +1,521 @@
+"""The least-privilege binfmt installer image (images/binfmt/).
+
+A ``FROM scratch``-equivalent image per host architecture: Debian's static busybox
+at ``/bin/busybox``, the pinned static emulators at ``/usr/bin/qemu-<arch>-static``
+and an entrypoint script (``/usr/bin/xarch-binfmt``, run by ``/bin/busybox sh``)
+that installs, uninstalls and lists binfmt_misc handlers from inside a container::
+
+    docker run --rm -v /proc/sys/fs/binfmt_misc:/binfmt_misc IMAGE install aarch64
+
+The host's binfmt_misc bind-mounted at ``/binfmt_misc`` is the only privilege it
+needs (runc refuses a bind mount at ``/proc/sys/fs/binfmt_misc``: "cannot be mounted
+because it is inside /proc"). Without the mount the script uses
+``/proc/sys/fs/binfmt_misc``, mounting binfmt_misc there when the container may
+(``--cap-add SYS_ADMIN`` or ``--privileged``).
+
+The script is generated from the architecture table (magic and mask are written
+once, in src/xarch/arch.py) and the image is written as a docker-archive and
+``docker load``ed (src/xarch/imagearchive.py): no RUN step, no emulation while
+building, and the platform in the image config is the variant's, not the engine's.
+Variants are tagged ``<tag>-<host arch>`` and joined by one multi-arch index ``<tag>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import docker
+
+from xarch import __version__
+from xarch.errors import BadInput, BuildError, RegistryError, TestFailure, XarchError
+from xarch.host import qemu
+from xarch.host.binfmt import escape_bytes
+from xarch.images.helper import (
+    L_ARCH,
+    L_INPUTS,
+    L_QEMU_SHA,
+    L_QEMU_VERSION,
+    L_REVISION,
+    L_TARGET,
+    L_VERSION,
+    BuildResult,
+)
+from xarch.images.resources import resource_text
+from xarch.model.arch import ARCHES, Arch, get_arch, host_arch
+from xarch.model.config import INSTALLER_TARGET, Config, InstallerHost, InstallerSettings, QemuPin
+from xarch.model.paths import cache_dir
+from xarch.oci import archive as imagearchive
+from xarch.oci import engine
+from xarch.oci.registry import Descriptor, RegistryClient
+from xarch.publish.push import PushedImage, PushedIndex
+
+Log = Callable[[str], None]
+
+TEMPLATE = "binfmt/xarch-binfmt.sh.in"
+BUSYBOX_PATH = "/bin/busybox"
+SCRIPT_PATH = "/usr/bin/xarch-binfmt"
+ENTRYPOINT = [BUSYBOX_PATH, "sh", SCRIPT_PATH]
+#: Where the documented `docker run -v` puts the host's binfmt_misc in the container.
+BIND_PATH = "/binfmt_misc"
+
+L_BUSYBOX_VERSION = "io.xarch.busybox.version"
+L_BUSYBOX_SHA = "io.xarch.busybox.sha256"
+L_EMULATES = "io.xarch.installer.emulates"
+
+
+# --------------------------------------------------------------------------- the script
+
+
+def aliases(arch: Arch) -> list[str]:
+    """The other names get_arch accepts for ``arch`` (arm64 for aarch64, ...)."""
+    out: list[str] = []
+    for name in (arch.debian_arch, arch.docker_arch, arch.qemu_name):
+        if name == arch.name or name in out:
+            continue
+        try:
+            if get_arch(name) is arch:
+                out.append(name)
+        except BadInput:
+            continue
+    return out
+
+
+def _case_label(arch: Arch) -> str:
+    return "|".join([arch.name, *aliases(arch)])
+
+
+def _arch_vars(a: Arch, indent: int) -> str:
+    """Shell assignments of one architecture's facts; magic and mask as \\xNN escapes."""
+    pad = " " * indent
+    return (
+        f"{pad}A_NAME={a.name} A_ENTRY={a.binfmt_name} A_INTERP={a.emulator_path}\n"
+        f"{pad}A_MAGIC='{escape_bytes(a.magic)}'\n"
+        f"{pad}A_MASK='{escape_bytes(a.mask)}'"
+    )
+
+
+def render_entrypoint(host: Arch, emulates: Sequence[Arch], qemu_version: str) -> str:
+    """The entrypoint script of the ``host`` variant, carrying ``emulates``."""
+    for a in emulates:
+        if len(a.magic) != len(a.mask):
+            raise BuildError(f"architecture {a.name}: magic and mask differ in length")
+    for value in (host.name, qemu_version, *(a.name for a in emulates)):
+        if not re.fullmatch(r"[A-Za-z0-9_.:+~-]+", value):
+            raise BuildError(f"{value!r} cannot be written into the installer script")
+    canon = "\n".join(f"        {_case_label(a)}) CANON={a.name} ;;" for a in ARCHES.values())
+    cases = "\n".join(
+        f"        {_case_label(a)})\n{_arch_vars(a, 12)}\n            ;;" for a in emulates
+    )
+    text = resource_text(TEMPLATE)
+    for key, value in (
+        ("@VARIANT@", host.name),
+        ("@QEMU_VERSION@", qemu_version),
+        ("@ARCHES@", " ".join(a.name for a in emulates)),
+        ("@CANON_CASES@", canon),
+        ("@ARCH_CASES@", cases),
+        ("@VARIANT_INFO@", _arch_vars(host, 4)),
+    ):
+        if key not in text:
+            raise BuildError(f"{TEMPLATE}: placeholder {key} is missing")
+        text = text.replace(key, value)
+    return text
+
+
+# --------------------------------------------------------------------------- names
+
+
+def settings(config: Config) -> InstallerSettings:
+    if config.installer is None:
+        raise BadInput(f"{config.path}: the config has no `installer:` section")
+    return config.installer
+
+
+def variant_target(host: InstallerHost) -> str:
+    """The name of one variant in summaries and reports: binfmt-installer-x86_64."""
+    return f"{INSTALLER_TARGET}-{host.arch.name}"
+
+
+def variant_refs(config: Config, host: InstallerHost) -> list[str]:
+    inst = settings(config)
+    name = config.registry.image_name(inst.image)
+    return [f"{name}:{tag}-{host.arch.name}" for tag in inst.tags]
+
+
+def index_refs(config: Config) -> list[str]:
+    inst = settings(config)
+    name = config.registry.image_name(inst.image)
+    return [f"{name}:{tag}" for tag in inst.tags]
+
+
+def local_probe_image(config: Config) -> str | None:
+    """The local image of this host's installer variant (a static busybox that doctor
+    can start for its container probes), or None when it is not built."""
+    if config.installer is None:
+        return None
+    host = config.installer.host(host_arch())
+    if host is None:
+        return None
+    try:
+        client = engine.connect(timeout=30)
+    except XarchError:
+        return None
+    for ref in variant_refs(config, host):
+        if engine.inspect(client, ref) is not None:
+            return ref
+    return None
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def qemu_pin(config: Config, host: InstallerHost) -> QemuPin:
+    """Where the host variant's emulators come from: qemu.source for the host's Debian
+    architecture (the same cache as the helper images when that is this machine's)."""
+    src = config.qemu.source
+    if src.kind == "apt" and (src.debian_arch or qemu.native_debian_arch()) != (
+        host.arch.debian_arch
+    ):
+        src = replace(src, debian_arch=host.arch.debian_arch)
+    return QemuPin(version=config.qemu.version, source=src, sha256=dict(host.sha256))
+
+
+def _sha_key(config: Config, host: InstallerHost, binary: str) -> str:
+    if config.qemu.sha256.get(binary) == host.sha256[binary]:
+        return f"qemu.sha256.{binary}"
+    return f"installer.hosts.{host.arch.name}.sha256.{binary}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything that goes into one variant, known before anything is fetched."""
+
+    host: InstallerHost
+    script: str
+    files: list[tuple[str, str, str]]  # (path in image, kind, sha256 or link target)
+    labels: dict[str, str]
+    inputs_hash: str
+
+
+def plan(config: Config, host: InstallerHost) -> Plan:
+    inst = settings(config)
+    script = render_entrypoint(host.arch, host.emulates, config.qemu.version)
+    busybox_sha = inst.busybox.sha256[host.arch.name]
+    files = [
+        (BUSYBOX_PATH, "file", busybox_sha),
+        ("/bin/sh", "symlink", "busybox"),
+        (SCRIPT_PATH, "file", hashlib.sha256(script.encode()).hexdigest()),
+        *((a.emulator_path, "file", host.sha256[a.qemu_binary]) for a in host.emulates),
+    ]
+    emulates = ",".join(a.name for a in host.emulates)
+    labels = {
+        "org.opencontainers.image.title": f"xarch binfmt installer for {host.arch.name} hosts",
+        "org.opencontainers.image.description": (
+            f"static busybox + qemu-user-static {config.qemu.version} ({emulates}); "
+            "docker run --rm -v /proc/sys/fs/binfmt_misc:/binfmt_misc IMAGE "
+            "install|uninstall|list"
+        ),
+        L_QEMU_VERSION: config.qemu.version,
+        L_BUSYBOX_VERSION: inst.busybox.version,
+        L_BUSYBOX_SHA: busybox_sha,
+        L_EMULATES: emulates,
+        L_VERSION: __version__,
+        L_TARGET: INSTALLER_TARGET,
+        L_ARCH: host.arch.name,
+    }
+    for a in host.emulates:
+        labels[f"{L_QEMU_SHA}.{a.qemu_binary}"] = host.sha256[a.qemu_binary]
+    h = hashlib.sha256(
+        json.dumps(
+            {
+                "platform": host.arch.platform,
+                "files": files,
+                "labels": labels,
+                "entrypoint": ENTRYPOINT,
+                "busybox": [inst.busybox.package, inst.busybox.version],
+            },
+            sort_keys=True,
+        ).encode()
+    )
+    return Plan(
+        host=host,
+        script=script,
+        files=files,
+        labels=labels,
+        inputs_hash="sha256:" + h.hexdigest(),
+    )
+
+
+def fetch(config: Config, host: InstallerHost, log: Log) -> dict[str, Path]:
+    """The verified busybox and emulators of a variant: {path in image: host file}."""
+    inst = settings(config)
+    src = inst.busybox.source(host.arch)
+    slug = re.sub(r"[^A-Za-z0-9.+-]+", "_", f"{inst.busybox.package}-{inst.busybox.version}")
+    got = qemu.ensure_binaries(
+        src,
+        {
+            "busybox": (
+                inst.busybox.sha256[host.arch.name],
+                f"installer.busybox.sha256.{host.arch.name}",
+            )
+        },
+        cache_dir() / "busybox" / slug / host.arch.debian_arch,
+        log,
+    )
+    out = {BUSYBOX_PATH: got["busybox"]}
+    pin = qemu_pin(config, host)
+    emulators = qemu.ensure_binaries(
+        pin.source,
+        {
+            a.qemu_binary: (host.sha256[a.qemu_binary], _sha_key(config, host, a.qemu_binary))
+            for a in host.emulates
+        },
+        qemu.emulator_dir(pin),
+        log,
+    )
+    for a in host.emulates:
+        out[a.emulator_path] = emulators[a.qemu_binary]
+    return out
+
+
+# --------------------------------------------------------------------------- build
+
+
+def build_variant(
+    client: docker.DockerClient,
+    config: Config,
+    host: InstallerHost,
+    *,
+    no_cache: bool,
+    revision: str,
+    log: Log,
+) -> BuildResult:
+    start = time.monotonic()
+    refs = variant_refs(config, host)
+    p = plan(config, host)
+    result = BuildResult(
+        target=variant_target(host),
+        arch=host.arch.name,
+        platform=host.arch.platform,
+        image=refs[0],
+        tags=refs,
+        status="failed",
+        seconds=0.0,
+        inputs_hash=p.inputs_hash,
+        base={"image": "scratch"},
+        qemu={"version": config.qemu.version}
+        | {a.qemu_binary: host.sha256[a.qemu_binary] for a in host.emulates},
+    )
+    existing = engine.inspect(client, refs[0])
+    if (
+        not no_cache
+        and existing is not None
+        and ((existing.get("Config") or {}).get("Labels") or {}).get(L_INPUTS) == p.inputs_hash
+        and existing.get("Architecture") == host.arch.docker_arch
+    ):
+        for ref in refs[1:]:
+            _tag(client, existing["Id"], ref)
+        result.status = "up-to-date"
+        result.image_id = str(existing["Id"])
+        result.size = int(existing.get("Size", 0))
+        result.seconds = time.monotonic() - start
+        log(f"  {result.target}: up to date ({refs[0]}), skipped")
+        return result
+
+    sources = fetch(config, host, log)
+    labels = dict(p.labels) | {L_INPUTS: p.inputs_hash, L_REVISION: revision}
+    entries: list[imagearchive.LayerEntry] = []
+    for path, kind, value in p.files:
+        if kind == "symlink":
+            entries.append(imagearchive.LayerEntry(path=path, kind="symlink", link=value))
+        elif path == SCRIPT_PATH:
+            entries.append(imagearchive.LayerEntry(path=path, data=p.script.encode()))
+        else:
+            entries.append(imagearchive.LayerEntry(path=path, source=sources[path]))
+    with tempfile.TemporaryDirectory(prefix="xarch-binfmt-") as tmp:
+        layer = Path(tmp) / "layer.tar"
+        diff_id = imagearchive.write_layer(entries, layer)
+        image_config = imagearchive.platform_config(
+            host.arch,
+            config={
+                "Entrypoint": ENTRYPOINT,
+                "Cmd": ["help"],
+                "Env": ["PATH=/usr/bin:/bin"],
+                "Labels": labels,
+                "WorkingDir": "/",
+            },
+            diff_ids=[diff_id],
+            history=[
+                {
+                    "created": imagearchive.EPOCH,
+                    "created_by": (
+                        f"xarch {__version__} binfmt installer: "
+                        f"{settings(config).busybox.package} + qemu {config.qemu.version} "
+                        "(a layer written by src/xarch/installer.py; no RUN step)"
+                    ),
+                }
+            ],
+        )
+        image_id = imagearchive.load(
+            client,
+            refs[0],
+            image_config,
+            [layer],
+            what=f"{host.arch.platform} binfmt installer",
+            log=log,
+        )
+    for ref in refs[1:]:
+        _tag(client, image_id, ref)
+    attrs = engine.inspect(client, image_id) or {}
+    result.status = "built"
+    result.image_id = image_id
+    result.size = int(attrs.get("Size", 0))
+    result.seconds = time.monotonic() - start
+    log(f"  {result.target}: built {refs[0]} ({imagearchive.mib(result.size)})")
+    return result
+
+
+def _tag(client: docker.DockerClient, image_id: str, ref: str) -> None:
+    repo, _, tag = ref.rpartition(":")
+    client.api.tag(image_id, repo, tag)
+
+
+def build_installer(
+    config: Config,
+    *,
+    client: docker.DockerClient,
+    no_cache: bool = False,
+    revision: str = "unknown",
+    log: Log = print,
+    first: int = 1,
+    total: int | None = None,
+) -> tuple[list[BuildResult], XarchError | None]:
+    """Build every variant; returns one result per variant (failures included) and
+    the first error. ``first``/``total`` number the progress lines."""
+    inst = settings(config)
+    total = total if total is not None else len(inst.hosts)
+    results: list[BuildResult] = []
+    first_error: XarchError | None = None
+    for i, host in enumerate(inst.hosts, first):
+        log(f"[{i}/{total}] {variant_target(host)} ({host.arch.platform})")
+        try:
+            results.append(
+                build_variant(client, config, host, no_cache=no_cache, revision=revision, log=log)
+            )
+        except XarchError as e:
+            first_error = first_error or e
+            refs = variant_refs(config, host)
+            results.append(
+                BuildResult(
+                    target=variant_target(host),
+                    arch=host.arch.name,
+                    platform=host.arch.platform,
+                    image=refs[0],
+                    tags=refs,
+                    status="failed",
+                    seconds=0.0,
+                    error=str(e),
+                )
+            )
+            log(f"  {variant_target(host)}: FAILED: {str(e).splitlines()[0]}")
+    return results, first_error
+
+
+# --------------------------------------------------------------------------- push
+
+
+def check_built(config: Config, client: docker.DockerClient) -> None:
+    """Refuse to push before every variant is built (nothing half-published)."""
+    for host in settings(config).hosts:
+        for ref in variant_refs(config, host):
+            attrs = engine.inspect(client, ref)
+            if attrs is None or L_INPUTS not in ((attrs.get("Config") or {}).get("Labels") or {}):
+                raise TestFailure(
+                    f"{ref} is not built; run `invoke build-images --config {config.path} "
+                    f"--target {INSTALLER_TARGET}` first"
+                )
+
+
+@dataclass
+class InstallerPush:
+    images: list[PushedImage]
+    indexes: list[PushedIndex]
+    errors: list[str]
+
+
+def push_installer(
+    config: Config,
+    *,
+    client: docker.DockerClient,
+    reg: RegistryClient,
+    log: Log = print,
+) -> InstallerPush:
+    """Push each variant, read it back (platform checked), then one index per tag."""
+    inst = settings(config)
+    repo = config.registry.repository(inst.image)
+    name = config.registry.image_name(inst.image)
+    out = InstallerPush(images=[], indexes=[], errors=[])
+    pushed: dict[tuple[str, str], Descriptor] = {}  # (host arch, tag) -> descriptor
+    failed: set[str] = set()
+    for host in inst.hosts:
+        for tag in inst.tags:
+            log(f"{variant_target(host)}: {tag}")
+            arch_tag = f"{tag}-{host.arch.name}"
+            try:
+                digest = engine.push(client, name, arch_tag, log)
+                desc = reg.manifest_descriptor(repo, digest)
+                want = host.arch.oci_platform()
+                got = dict(desc.platform or {})
+                if any(got.get(k, "") != v for k, v in want.items()):
+                    raise RegistryError(
+                        f"{config.registry.address}/{repo}@{digest} reads back as "
+                        f"{desc.platform_string}, expected {host.arch.platform}"
+                    )
+            except XarchError as e:
+                out.errors.append(str(e))
+                failed.add(host.arch.name)
+                log(f"  FAILED: {str(e).splitlines()[0]}")
+                continue
+            pushed[(host.arch.name, tag)] = desc
+            out.images.append(
+                PushedImage(
+                    target=variant_target(host),
+                    ref=f"{name}:{arch_tag}",
+                    digest=desc.digest,
+                    platform=desc.platform_string,
+                    media_type=desc.media_type,
+                    size=desc.size,
+                )
+            )
+    for tag in inst.tags:
+        index_ref = f"{name}:{tag}"
+        if failed:
+            msg = f"index {index_ref} not pushed: {', '.join(sorted(failed))} failed to push"
+            out.errors.append(msg)
+            log(f"  {msg}")
+            continue
+        entries = [pushed[(h.arch.name, tag)] for h in inst.hosts]
+        log(f"+ PUT index {index_ref} ({len(entries)} platform(s))")
+        try:
+            idx = reg.push_index(repo, tag, entries)
+        except XarchError as e:
+            out.errors.append(str(e))
+            log(f"  FAILED: {str(e).splitlines()[0]}")
+            continue
+        log(f"  index {index_ref} -> {idx.digest} (read back, every entry present)")
+        out.indexes.append(
+            PushedIndex(
+                family=inst.image,
+                ref=index_ref,
+                digest=idx.digest,
+                media_type=idx.media_type,
+                manifests=[{"digest": e.digest, "platform": e.platform_string} for e in entries],
+            )
+        )
+    return out

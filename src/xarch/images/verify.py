@@ -1,0 +1,129 @@
+"""Running the image suite (xarch/imagetests) under a chosen host binfmt state.
+
+Modes: ``host`` leaves the host as it is; ``F`` registers the pinned emulator
+with flag F; ``no-F`` registers a handler without F at /usr/bin/qemu-<arch>-static,
+which only images that bundle the emulator survive. ``both`` runs F then no-F.
+Handlers are registered for the duration of the run and the host's previous
+entries are restored afterwards, even when the run fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from xarch.errors import BadInput, TestFailure
+from xarch.host import binfmt, qemu
+from xarch.images.helper import helper_ref
+from xarch.model.arch import Arch
+from xarch.model.config import Config, Target
+from xarch.model.paths import build_dir
+from xarch.oci import engine
+
+Log = Callable[[str], None]
+MODES = ("host", "F", "no-F", "both")
+SUITE = Path(__file__).parent / "suite" / "test_helper_image.py"
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    mode: str
+    returncode: int
+    junit: Path
+
+
+@contextlib.contextmanager
+def binfmt_state(
+    mode: str, arches: list[Arch], emulators: dict[str, Path], log: Log
+) -> Iterator[None]:
+    if mode == "host":
+        yield
+        return
+    with contextlib.ExitStack() as stack:
+        for a in arches:
+            if mode == "F":
+                stack.enter_context(
+                    binfmt.temporary_handler(a, str(emulators[a.name]), flags="F", log=log)
+                )
+            else:
+                stack.enter_context(binfmt.temporary_handler(a, a.emulator_path, flags="", log=log))
+        yield
+
+
+def _junit_for(junit: Path | None, mode: str, modes: list[str]) -> Path:
+    if junit is None:
+        junit = build_dir() / "test-images.xml"
+    if len(modes) > 1:
+        return junit.with_name(f"{junit.stem}-{mode}{junit.suffix}")
+    return junit
+
+
+def run_suite(
+    config: Config,
+    targets: tuple[Target, ...],
+    *,
+    mode: str = "host",
+    junit: Path | None = None,
+    allow_unpinned: bool = False,
+    pytest_args: list[str] | None = None,
+    log: Log = print,
+) -> list[SuiteRun]:
+    """Run the image suite once per binfmt mode; raise TestFailure if any run failed."""
+    if mode not in MODES:
+        raise BadInput(f"--binfmt-mode must be one of {', '.join(MODES)}, not {mode!r}")
+    client = engine.connect()
+    missing = [
+        helper_ref(config, t, t.tags[0])
+        for t in targets
+        if engine.inspect(client, helper_ref(config, t, t.tags[0])) is None
+    ]
+    if missing:
+        raise TestFailure(
+            "no helper image built yet for: "
+            + ", ".join(missing)
+            + f"\n  run `invoke build-images --config {config.path}` first"
+        )
+    arches = list({t.arch.name: t.arch for t in targets}.values())
+    emulators = qemu.ensure_emulators(config.qemu, arches, log) if mode != "host" else {}
+    modes = ["F", "no-F"] if mode == "both" else [mode]
+    runs: list[SuiteRun] = []
+    for m in modes:
+        out = _junit_for(junit, m, modes)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(SUITE),
+            "-p",
+            "xarch.images.suite.plugin",
+            "--rootdir",
+            str(SUITE.parent),
+            "-c",
+            str(SUITE.parent / "pytest.ini"),
+            f"--xarch-config={config.path}",
+            f"--xarch-binfmt-mode={m}",
+            f"--junitxml={out}",
+            "-v",
+            *(f"--xarch-target={t.name}" for t in targets),
+            *(["--xarch-allow-unpinned"] if allow_unpinned else []),
+            *(pytest_args or []),
+        ]
+        log(f"== test-images: {len(targets)} image(s), host binfmt mode {m!r} ==")
+        with binfmt_state(m, arches, emulators, log):
+            rc = subprocess.run(cmd, check=False).returncode
+        runs.append(SuiteRun(mode=m, returncode=rc, junit=out))
+        log(f"JUnit report: {out}")
+    failed = [r for r in runs if r.returncode != 0]
+    if failed:
+        raise TestFailure(
+            "image verification failed in binfmt mode(s) "
+            + ", ".join(r.mode for r in failed)
+            + "; see the test output above and "
+            + ", ".join(str(r.junit) for r in failed)
+        )
+    return runs

@@ -1,0 +1,1 @@
+"""Runners: doctor (one verdict per target on this host) and provision-runner."""

@@ -1,0 +1,368 @@
+"""Diagnosis: combine the host, the kernel's binfmt_misc handlers, the Docker
+engine and the config into one verdict per target, each failing verdict with the
+exact command that fixes it.
+
+Verdicts predict what `docker run` of an image does on this host:
+
+- ``runs``: an enabled handler matches and either has flag F (the kernel opened
+  the interpreter at registration) or names an interpreter the image carries;
+- ``exec-format-error``: no enabled handler for the architecture (or binfmt_misc
+  is unavailable or switched off);
+- ``no-such-file``: the only handlers lack F and name an interpreter path that is
+  not in the image (the kernel looks it up inside the container);
+- ``unknown``: cannot be judged (say why), e.g. handlers that disagree.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from xarch.host import binfmt
+from xarch.host import emulators as hostemu
+from xarch.images.helper import helper_ref
+from xarch.model.arch import Arch, host_arch
+from xarch.model.config import Config, Target
+from xarch.model.tables import format_table
+
+RUNS = "runs"
+EXEC_FORMAT = "exec-format-error"
+NO_SUCH_FILE = "no-such-file"
+UNKNOWN = "unknown"
+
+MESSAGES = {
+    RUNS: "runs",
+    EXEC_FORMAT: 'fails with "exec format error"',
+    NO_SUCH_FILE: 'fails with "no such file or directory"',
+    UNKNOWN: "cannot be judged",
+}
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool | None  # None: not applicable / could not be checked
+    detail: str
+    fix: str = ""
+
+
+@dataclass
+class Verdict:
+    target: str
+    arch: str
+    image: str
+    verdict: str
+    reason: str
+    fix: str = ""
+    base_image: str = ""
+    base_verdict: str = ""
+    base_reason: str = ""
+
+
+@dataclass
+class DoctorReport:
+    checks: list[Check] = field(default_factory=list)
+    handlers: list[dict[str, Any]] = field(default_factory=list)
+    targets: list[Verdict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(v.verdict == RUNS for v in self.targets)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "checks": [asdict(c) for c in self.checks],
+            "handlers": self.handlers,
+            "targets": [asdict(v) for v in self.targets],
+        }
+
+
+def predict(
+    arch: Arch,
+    entries: list[binfmt.BinfmtEntry] | None,
+    bundled: frozenset[str],
+    *,
+    status_on: bool = True,
+) -> tuple[str, str]:
+    """(verdict, reason) for starting an image of `arch` that carries the files
+    `bundled` (absolute paths), given the kernel's entries (None: binfmt_misc
+    unavailable). Pure logic: the unit tests pin it case by case."""
+    if arch.name == host_arch().name:
+        return RUNS, f"{arch.name} is the host's own architecture"
+    if entries is None:
+        return EXEC_FORMAT, "binfmt_misc is not mounted or not available"
+    if not status_on:
+        return EXEC_FORMAT, "binfmt_misc is switched off (status: disabled)"
+    enabled = [e for e in entries if e.enabled and e.matches(arch)]
+    if not enabled:
+        disabled = [e.name for e in entries if not e.enabled and e.matches(arch)]
+        extra = f" ({', '.join(disabled)} disabled)" if disabled else ""
+        return EXEC_FORMAT, f"no enabled binfmt_misc handler for {arch.name}{extra}"
+    outcomes: dict[str, list[str]] = {}
+    for e in enabled:
+        if "F" in e.flags:
+            outcomes.setdefault(RUNS, []).append(f"{e.name} has flag F ({e.interpreter})")
+        elif e.interpreter in bundled:
+            outcomes.setdefault(RUNS, []).append(
+                f"{e.name} has no flag F and names {e.interpreter}, which the image carries"
+            )
+        else:
+            outcomes.setdefault(NO_SUCH_FILE, []).append(
+                f"{e.name} has no flag F and names {e.interpreter}, which is not in the image"
+            )
+    if len(outcomes) == 1:
+        verdict, reasons = next(iter(outcomes.items()))
+        return verdict, "; ".join(reasons)
+    return UNKNOWN, (
+        "several enabled handlers disagree (the most recently registered wins, and "
+        "binfmt_misc does not show the order): "
+        + "; ".join(r for rs in outcomes.values() for r in rs)
+    )
+
+
+def fix_for(
+    verdict: str, arch: Arch, entries: list[binfmt.BinfmtEntry] | None, config_path: str = ""
+) -> str:
+    if verdict == RUNS:
+        return ""
+    cfg = f" --config {config_path}" if config_path else ""
+    cmd = f"sudo .venv/bin/invoke binfmt-install{cfg} --arch {arch.name}"
+    if entries is None:
+        return f"sudo mount -t binfmt_misc binfmt_misc {binfmt.BINFMT_DIR} && {cmd}"
+    if verdict == EXEC_FORMAT:
+        disabled = [e for e in entries if not e.enabled and e.matches(arch)]
+        if disabled:
+            return f"echo 1 | sudo tee {binfmt.BINFMT_DIR}/{disabled[0].name}   # or: {cmd}"
+        return cmd
+    # no-such-file / unknown: replace the handler(s) with one flag-F handler.
+    return f"{cmd} --force"
+
+
+def _docker_check(timeout: float = 3.0) -> tuple[Check, Any]:
+    import docker
+    import docker.errors
+    import requests
+
+    try:
+        client = docker.from_env(timeout=int(timeout))
+        v = client.version()
+    except (docker.errors.DockerException, requests.RequestException) as e:
+        return (
+            Check(
+                "docker",
+                False,
+                f"the Docker daemon does not answer ({str(e).splitlines()[0][:120]})",
+                "systemctl start docker   # or: dockerd &   (install: apt-get install docker.io)",
+            ),
+            None,
+        )
+    return (
+        Check("docker", True, f"Docker engine {v.get('Version')} (API {v.get('ApiVersion')})"),
+        client,
+    )
+
+
+def _probe(client: Any, image: str, privileged: bool) -> Check:
+    """Start the installer image the two ways a user could: --privileged, and the
+    least-privilege way (binfmt_misc bind-mounted outside /proc, which runc allows)."""
+    import docker.errors
+
+    from xarch.images.installer import BIND_PATH
+
+    name = "privileged container" if privileged else "least-privilege binfmt path"
+    # No network: the probe needs none, and skipping its setup halves the start time.
+    kwargs: dict[str, Any] = {"entrypoint": ["/bin/busybox"], "network_mode": "none"}
+    if privileged:
+        kwargs["privileged"] = True
+        cmd = ["true"]
+    else:
+        kwargs["volumes"] = {str(binfmt.BINFMT_DIR): {"bind": BIND_PATH, "mode": "rw"}}
+        cmd = ["test", "-w", f"{BIND_PATH}/register"]
+    container = None
+    try:
+        # create + start + remove ourselves: the SDK's run(remove=True) leaves a container
+        # behind when the start itself fails (as --privileged does on these hosts).
+        container = client.containers.create(image, cmd, **kwargs)
+        container.start()
+        exit_status = container.wait().get("StatusCode", 1)
+    except docker.errors.APIError as e:
+        detail = str(e.explanation or e).splitlines()[0]
+        if "apply caps" in detail:
+            detail = "unable to apply caps: the host's capability bounding set is narrower"
+        return Check(name, False, detail[:200])
+    finally:
+        if container is not None:
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+    if exit_status != 0:
+        return Check(name, False, f"started, but the check failed (exit {exit_status})")
+    if privileged:
+        return Check(name, True, "docker run --privileged works")
+    return Check(
+        name,
+        True,
+        f"docker run -v {binfmt.BINFMT_DIR}:{BIND_PATH} IMAGE can register handlers "
+        "(no --privileged needed)",
+    )
+
+
+def diagnose(
+    config: Config | None,
+    *,
+    root: Path = binfmt.BINFMT_DIR,
+    probe_image: str | None = None,
+    probe_containers: bool = True,
+) -> DoctorReport:
+    report = DoctorReport()
+    host = host_arch()
+    report.checks.append(
+        Check("host", True, f"{host.name} ({host.platform}), kernel {platform.release()}")
+    )
+    available = binfmt.is_available(root)
+    entries: list[binfmt.BinfmtEntry] | None = None
+    status_on = True
+    if available:
+        entries = binfmt.list_entries(root)
+        status_on = binfmt.status_enabled(root)
+        report.checks.append(
+            Check(
+                "binfmt_misc",
+                status_on,
+                f"mounted at {root}, {'enabled' if status_on else 'DISABLED'}, "
+                f"{len(entries)} handler(s)",
+                "" if status_on else f"echo 1 | sudo tee {root}/status",
+            )
+        )
+    else:
+        report.checks.append(
+            Check(
+                "binfmt_misc",
+                False,
+                f"not mounted at {root}",
+                f"sudo mount -t binfmt_misc binfmt_misc {root}",
+            )
+        )
+    pin = config.qemu if config else None
+    report.handlers = [s.to_json() for s in hostemu.status(pin, root=root)] if available else []
+
+    docker_check, client = _docker_check()
+    report.checks.append(docker_check)
+    if client is not None and probe_containers:
+        if probe_image is None:
+            report.checks.append(
+                Check(
+                    "container probes",
+                    None,
+                    "skipped: no local image of the binfmt installer to probe with "
+                    "(`invoke build-images` builds it)",
+                )
+            )
+        else:
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                futures = [pool.submit(_probe, client, probe_image, p) for p in (True, False)]
+                report.checks.extend(f.result() for f in futures)
+
+    if config is not None:
+        for t in config.targets:
+            report.targets.append(_target_verdict(t, config, entries, status_on, client))
+    return report
+
+
+def _target_verdict(
+    t: Target,
+    config: Config,
+    entries: list[binfmt.BinfmtEntry] | None,
+    status_on: bool,
+    client: Any,
+) -> Verdict:
+    image = helper_ref(config, t, t.tags[0])
+    # A helper image carries its emulator where a handler without F looks for it.
+    verdict, reason = predict(
+        t.arch, entries, frozenset({t.arch.emulator_path}), status_on=status_on
+    )
+    base_verdict, base_reason = predict(t.arch, entries, frozenset(), status_on=status_on)
+    fix = fix_for(verdict, t.arch, entries, str(config.path))
+    if client is None:
+        verdict, reason, fix = (
+            UNKNOWN,
+            f"the Docker daemon does not answer; the kernel side says: {MESSAGES[verdict]}",
+            "systemctl start docker   # or: dockerd &",
+        )
+    base = (
+        getattr(t.base, "pull_ref", "")
+        or f"(stand-in bootstrapped from Debian {t.arch.debian_arch})"
+    )
+    return Verdict(
+        target=t.name,
+        arch=t.arch.name,
+        image=image,
+        verdict=verdict,
+        reason=reason,
+        fix=fix,
+        base_image=base,
+        base_verdict=base_verdict,
+        base_reason=base_reason,
+    )
+
+
+def render(report: DoctorReport) -> str:
+    lines = ["Host"]
+    for c in report.checks:
+        mark = {True: "ok  ", False: "FAIL", None: "skip"}[c.ok]
+        lines.append(f"  {mark}  {c.name}: {c.detail}")
+        if c.fix and c.ok is False:
+            lines.append(f"        fix: {c.fix}")
+    lines.append(f"\nbinfmt_misc handlers ({len(report.handlers)})")
+    if report.handlers:
+        rows = [
+            ("NAME", "ARCH", "ENABLED", "FLAGS", "INTERPRETER", "EXISTS", "PINNED", "PERSISTED")
+        ]
+        for h in report.handlers:
+            rows.append(
+                (
+                    h["name"],
+                    h["arch"] or "-",
+                    "yes" if h["enabled"] else "no",
+                    h["flags"] or "-",
+                    h["interpreter"],
+                    "yes" if h["interpreter_exists"] else "no",
+                    {True: "yes", False: "NO", None: "-"}[h["pinned"]],
+                    h["persisted"] or "no",
+                )
+            )
+        lines.append(format_table(rows, indent="  "))
+    if report.targets:
+        lines.append("\nTargets")
+        for v in report.targets:
+            mark = {
+                RUNS: "RUNS",
+                EXEC_FORMAT: "FAILS: exec format error",
+                NO_SUCH_FILE: "FAILS: no such file or directory",
+                UNKNOWN: "CANNOT BE JUDGED",
+            }[v.verdict]
+            lines.append(f"  {v.target} ({v.arch}): {mark}")
+            lines.append(f"      why: {v.reason}")
+            if v.fix:
+                lines.append(f"      fix: {v.fix}")
+            lines.append(f"      plain base {v.base_image}: {MESSAGES[v.base_verdict]}")
+        lines.append(
+            "\nverdict: every target would run"
+            if report.ok
+            else "\nverdict: some targets would not run (see fix lines)"
+        )
+    return "\n".join(lines)
+
+
+def dumps(report: DoctorReport) -> str:
+    return json.dumps(report.to_json(), indent=2, sort_keys=True)
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
