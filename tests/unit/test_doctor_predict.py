@@ -1,4 +1,8 @@
-"""doctor.predict: what `docker run` does, from the kernel's handlers and the image."""
+"""doctor.predict: what `docker run` does, from the kernel's handlers and the image.
+
+The host's architecture is a parameter of predict: every case names the host it
+assumes (x86_64, the hosts xarch targets), so the tests mean the same on any machine.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from xarch.host import binfmt
 from xarch.model.arch import get_arch
 from xarch.runner import doctor
 
+X86_64 = get_arch("x86_64")
 AARCH64 = get_arch("aarch64")
 PPC = get_arch("ppc64le")
 HELPER = frozenset({AARCH64.emulator_path})
@@ -59,19 +64,37 @@ CASES = [
 def test_predict(
     entries: list[binfmt.BinfmtEntry] | None, bundled: frozenset[str], expected: str
 ) -> None:
-    verdict, reason = doctor.predict(AARCH64, entries, bundled)
+    verdict, reason = doctor.predict(AARCH64, entries, bundled, host=X86_64)
     assert verdict == expected
     assert reason
 
 
 def test_status_disabled_means_exec_format_error() -> None:
-    verdict, reason = doctor.predict(AARCH64, [entry("/q", "F")], HELPER, status_on=False)
+    verdict, reason = doctor.predict(
+        AARCH64, [entry("/q", "F")], HELPER, status_on=False, host=X86_64
+    )
     assert verdict == doctor.EXEC_FORMAT
     assert "status" in reason
 
 
 def test_handler_for_other_arch_does_not_count() -> None:
-    verdict, _ = doctor.predict(PPC, [entry("/q", "F")], frozenset({PPC.emulator_path}))
+    verdict, _ = doctor.predict(
+        PPC, [entry("/q", "F")], frozenset({PPC.emulator_path}), host=X86_64
+    )
+    assert verdict == doctor.EXEC_FORMAT
+
+
+@pytest.mark.parametrize("entries", [None, []], ids=["binfmt-unavailable", "no-handler"])
+def test_the_hosts_own_arch_runs_without_a_handler(
+    entries: list[binfmt.BinfmtEntry] | None,
+) -> None:
+    verdict, reason = doctor.predict(AARCH64, entries, PLAIN, host=AARCH64)
+    assert verdict == doctor.RUNS
+    assert "host" in reason
+
+
+def test_an_x86_64_image_on_an_aarch64_host_needs_a_handler() -> None:
+    verdict, _ = doctor.predict(X86_64, [], PLAIN, host=AARCH64)
     assert verdict == doctor.EXEC_FORMAT
 
 

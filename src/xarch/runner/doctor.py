@@ -90,11 +90,13 @@ def predict(
     bundled: frozenset[str],
     *,
     status_on: bool = True,
+    host: Arch | None = None,
 ) -> tuple[str, str]:
     """(verdict, reason) for starting an image of `arch` that carries the files
     `bundled` (absolute paths), given the kernel's entries (None: binfmt_misc
-    unavailable). Pure logic: the unit tests pin it case by case."""
-    if arch.name == host_arch().name:
+    unavailable) on a `host` of that architecture (default: this machine's). Pure
+    logic: the unit tests pin it case by case."""
+    if arch.name == (host or host_arch()).name:
         return RUNS, f"{arch.name} is the host's own architecture"
     if entries is None:
         return EXEC_FORMAT, "binfmt_misc is not mounted or not available"
