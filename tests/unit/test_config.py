@@ -145,17 +145,30 @@ def assert_names(err: ConfigError, path: Path, key: str, *fragments: str) -> Non
 # --------------------------------------------------------------------------- valid configs
 
 
+#: (family, arch) of every base cibuildwheel 4.3.5 pins for an architecture xarch
+#: emulates (its resources/pinned_docker_images.cfg, tag 2026.10.26-1).
+CIBW_PINNED = [
+    *[
+        (f, a)
+        for a in ("aarch64", "ppc64le", "s390x")
+        for f in ("manylinux2014", "manylinux_2_28", "manylinux_2_34", "musllinux_1_2")
+    ],
+    *[("manylinux_2_31", "armv7l"), ("manylinux_2_35", "armv7l"), ("musllinux_1_2", "armv7l")],
+    *[("manylinux_2_39", "riscv64"), ("musllinux_1_2", "riscv64")],
+]
+
 SHIPPED = [
     pytest.param(
         "config/images.yaml",
         {
-            "manylinux2014_aarch64": {
-                "arch": "aarch64",
-                "platform": "linux/arm64/v8",
-                "family": "manylinux2014",
-                "tags": ("2026.08.15-1",),
+            f"{f}_{a}": {
+                "arch": a,
+                "platform": ARCHES[a].platform,
+                "family": f,
+                "tags": ("2026.10.26-1",),
                 "base": PinnedBase,
-            },
+            }
+            for f, a in CIBW_PINNED
         },
         id="images",
     ),
@@ -227,12 +240,13 @@ def test_shipped_config_registry_and_pins(relpath: str) -> None:
 
 
 def test_shipped_images_base_is_pinned_by_digest() -> None:
-    (target,) = load_config(REPO_ROOT / "config/images.yaml").targets
+    targets = {t.name: t for t in load_config(REPO_ROOT / "config/images.yaml").targets}
+    assert all(isinstance(t.base, PinnedBase) and t.base.pinned for t in targets.values())
+    target = targets["manylinux2014_aarch64"]
     assert isinstance(target.base, PinnedBase)
-    assert target.base.pinned
     assert target.base.pull_ref == (
         "quay.io/pypa/manylinux2014_aarch64"
-        "@sha256:b63ff749fee6f3f2a6b67ed3101a073db3211df1791da19e9acf96f43c0dd6ff"
+        "@sha256:ec445e2688785976c727d304f421ae8af5489715c19508526a749716e240541a"
     )
 
 
@@ -354,11 +368,12 @@ def test_yaml_syntax_error(tmp_path: Path, text: str, line: int) -> None:
 @pytest.mark.parametrize(
     ("text", "key", "fragment"),
     [
-        ("", "registry", "missing required section"),
+        ("", "", "the file is empty"),
+        ("# only a comment\n", "", "holds no YAML content"),
         ("- a\n- b\n", "", "expected a mapping, found a list"),
         ("just text\n", "", "expected a mapping, found str 'just text'"),
     ],
-    ids=["empty", "list", "scalar"],
+    ids=["empty", "comments", "list", "scalar"],
 )
 def test_document_not_a_config(tmp_path: Path, text: str, key: str, fragment: str) -> None:
     path = tmp_path / "config.yaml"

@@ -7,8 +7,11 @@ found and what was expected, and is raised before any docker call is made.
 from __future__ import annotations
 
 import difflib
+import errno
+import os
 import re
-from collections.abc import Mapping
+import stat
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NoReturn
@@ -32,14 +35,116 @@ STANDIN_LAYOUTS = ("manylinux-standin", "debian")
 #: The --target name that selects the binfmt installer image (both variants).
 INSTALLER_TARGET = "binfmt-installer"
 
+# Limits on what load_config reads. The shipped configs are about 4.5 KB, 200 YAML
+# nodes, 7 levels deep and use no alias; these leave room for large real configs and
+# refuse, within a second, files that are not configs (a log, an image, a billion
+# laughs of anchors) instead of parsing them for minutes.
+#: Bytes of a config file.
+MAX_CONFIG_BYTES = 1 << 20
+#: YAML nodes (scalars, lists, mappings) in one config.
+MAX_CONFIG_NODES = 20_000
+#: Nesting depth of lists and mappings.
+MAX_CONFIG_DEPTH = 32
+#: Aliases (``*name``); an alias of an anchor that contains aliases expands further.
+MAX_CONFIG_ALIASES = 100
+
+
+class _LoadRefused(yaml.YAMLError):
+    """A config the loader refuses outright: a limit, a duplicate key, a recursive alias."""
+
+    def __init__(self, problem: str, hint: str = "") -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.hint = hint
+
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps numbers and dates as the strings written.
+    """SafeLoader that keeps numbers and dates as the strings written, and refuses
+    what a config never needs.
 
     Every config value is a string (or a boolean). YAML 1.1 would turn ``tags: [3.10]``
     into the float 3.1, ``010`` into 8 and ``2026-08-15`` into a date, silently
-    changing a tag or version; here they stay exactly as written.
+    changing a tag or version; here they stay exactly as written. Explicit tags other
+    than ``!!str``, ``!!bool``, ``!!null``, ``!!seq`` and ``!!map`` are refused (an
+    ``!!int`` beyond 4300 digits or an ``!!timestamp`` of month 13 would otherwise raise
+    ValueError from deep inside PyYAML). A key given twice in one mapping is refused
+    (YAML would silently keep the last). Size, nesting, node and alias counts are capped
+    (see the MAX_CONFIG_* constants).
     """
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._nodes = 0
+        self._aliases = 0
+        self._depth = 0
+        self._open_anchors: list[str] = []
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            self._aliases += 1
+            if self._aliases > MAX_CONFIG_ALIASES:
+                raise _LoadRefused(
+                    f"more than {MAX_CONFIG_ALIASES} YAML aliases (*name) "
+                    f"(line {event.start_mark.line + 1})",
+                    "a config needs few anchors; write the values out",
+                )
+            anchor = getattr(event, "anchor", None)
+            if anchor in self._open_anchors:
+                raise _LoadRefused(
+                    f"the alias *{anchor} at line {event.start_mark.line + 1} refers to the "
+                    "mapping or list that contains it (a recursive structure)"
+                )
+            return super().compose_node(parent, index)
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        self._nodes += 1
+        if self._nodes > MAX_CONFIG_NODES:
+            raise _LoadRefused(
+                f"more than {MAX_CONFIG_NODES} YAML values (line {event.start_mark.line + 1}); "
+                "this is not an xarch config"
+            )
+        nested = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
+        anchor = getattr(event, "anchor", None) if nested else None
+        if nested:
+            self._depth += 1
+            if self._depth > MAX_CONFIG_DEPTH:
+                raise _LoadRefused(
+                    f"lists and mappings nested more than {MAX_CONFIG_DEPTH} deep "
+                    f"(line {event.start_mark.line + 1}); this is not an xarch config"
+                )
+        if anchor is not None:
+            self._open_anchors.append(anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            if anchor is not None:
+                self._open_anchors.pop()
+            if nested:
+                self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: dict[Hashable, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == _MERGE_TAG:
+                continue  # a merge (<<) may repeat keys on purpose; other keys fail later
+            key = self.construct_object(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise _LoadRefused(
+                    f"duplicate key {_short(key)} at line {line} (also at line {seen[key]})",
+                    "give each key once; YAML would silently keep only the last one",
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_KEPT_TAGS = {f"tag:yaml.org,2002:{t}" for t in ("null", "bool", "str", "seq", "map")}
+_Loader.yaml_constructors = {
+    tag: constructor
+    for tag, constructor in yaml.SafeLoader.yaml_constructors.items()
+    if tag in _KEPT_TAGS or tag is None  # None: "no constructor for this tag" (refuses)
+}
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -184,12 +289,21 @@ class InstallerSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CibuildwheelSettings:
+    """The cibuildwheel release `invoke wheels` and the generated CI run (exact version);
+    `invoke pin --from-cibuildwheel` keeps it and the base pins in step."""
+
+    version: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     path: Path
     registry: RegistrySettings
     qemu: QemuPin
     targets: tuple[Target, ...]
     installer: InstallerSettings | None = None
+    cibuildwheel: CibuildwheelSettings | None = None
 
     def wants_installer(self, names: list[str] | None) -> bool:
         """Whether a build/push of ``names`` includes the installer image: when no
@@ -320,33 +434,119 @@ def _describe(v: Any) -> str:
         return "a mapping"
     if isinstance(v, list):
         return "a list"
-    return f"{type(v).__name__} {v!r}"
+    return f"{type(v).__name__} {_short(v)}"
+
+
+def _short(v: object, limit: int = 80) -> str:
+    """repr(v), cut in the middle when long, so a message stays one readable line."""
+    text = repr(v)
+    if len(text) <= limit:
+        return text
+    half = (limit - 5) // 2
+    return f"{text[:half]} ... {text[-half:]}"
+
+
+_KIND = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _not_regular(mode: int) -> str:
+    return next((what for test, what in _KIND if test(mode)), "not a regular file")
+
+
+def _read_config_bytes(p: Path) -> bytes:
+    """The file's bytes, refusing what is not a regular file of at most MAX_CONFIG_BYTES.
+
+    The type is checked with stat before opening (opening a FIFO would block until a
+    writer comes) and again on the open descriptor (O_NONBLOCK), in case the path
+    changed in between.
+    """
+    pass_hint = "pass --config PATH to an xarch config file (YAML), e.g. config/images.yaml"
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise ConfigError(str(p), "", "file not found", pass_hint) from None
+    except OSError as e:
+        raise ConfigError(str(p), "", f"cannot read: {e.strerror or e}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ConfigError(str(p), "", f"is {_not_regular(st.st_mode)}, not a file", pass_hint)
+    limit = f"a config is at most {MAX_CONFIG_BYTES // 1024} KiB"
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(str(p), "", f"is {st.st_size} bytes; {limit}", pass_hint)
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            raise ConfigError(str(p), "", "file not found", pass_hint) from None
+        raise ConfigError(str(p), "", f"cannot read: {e.strerror or e}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigError(str(p), "", f"is {_not_regular(mode)}, not a file", pass_hint)
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_CONFIG_BYTES:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as e:
+        raise ConfigError(str(p), "", f"cannot read: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    if size > MAX_CONFIG_BYTES:
+        raise ConfigError(str(p), "", f"is more than {MAX_CONFIG_BYTES} bytes; {limit}")
+    return b"".join(chunks)
 
 
 def load_config(path: str | Path, *, allow_unpinned: bool = False) -> Config:
     """Read and validate a config file. Raises ConfigError (exit 2) on any problem."""
     p = Path(path)
+    raw = _read_config_bytes(p)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
         raise ConfigError(
-            str(p), "", "file not found", "pass --config PATH to an existing file"
+            str(p),
+            "",
+            f"is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})",
+            "a config is a YAML text file in UTF-8",
         ) from None
-    except OSError as e:
-        raise ConfigError(str(p), "", f"cannot read: {e.strerror}") from None
+    if not text.strip():
+        raise ConfigError(
+            str(p),
+            "",
+            "the file is empty",
+            "a config is a YAML mapping with registry, qemu and targets (see config/images.yaml)",
+        )
     try:
         data = yaml.load(text, Loader=_Loader)  # a SafeLoader subclass
+    except _LoadRefused as e:
+        raise ConfigError(str(p), "", e.problem, e.hint) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(e, "problem", None) or str(e)
         raise ConfigError(str(p), "", f"YAML syntax error at {where}{problem}") from None
+    if data is None:
+        raise ConfigError(
+            str(p),
+            "",
+            "holds no YAML content (only comments or null)",
+            "a config is a YAML mapping with registry, qemu and targets (see config/images.yaml)",
+        )
     return parse_config(p, data, allow_unpinned=allow_unpinned)
 
 
 def parse_config(path: Path, data: Any, *, allow_unpinned: bool = False) -> Config:
     root = _Reader(path, "", data if data is not None else {})
-    root.check_keys(("registry", "qemu", "targets", "installer"))
+    root.check_keys(("registry", "qemu", "targets", "installer", "cibuildwheel"))
     registry = _parse_registry(root.reader("registry"))
     qemu = _parse_qemu(root.reader("qemu"), path)
     if "targets" not in root.data:
@@ -414,9 +614,33 @@ def parse_config(path: Path, data: Any, *, allow_unpinned: bool = False) -> Conf
                     "image needs a repository of its own",
                     "installer.image",
                 )
+    cibuildwheel = None
+    if root.data.get("cibuildwheel") is not None:
+        cibuildwheel = _parse_cibuildwheel(root.reader("cibuildwheel"))
     return Config(
-        path=path, registry=registry, qemu=qemu, targets=tuple(targets), installer=installer
+        path=path,
+        registry=registry,
+        qemu=qemu,
+        targets=tuple(targets),
+        installer=installer,
+        cibuildwheel=cibuildwheel,
     )
+
+
+CIBUILDWHEEL_VERSION_RE = re.compile(r"^[0-9]+(?:\.[0-9]+)*$")
+
+
+def _parse_cibuildwheel(r: _Reader) -> CibuildwheelSettings:
+    """The optional ``cibuildwheel:`` section: ``version`` is an exact release."""
+    r.check_keys(("version",))
+    version = r.text("version")
+    if not CIBUILDWHEEL_VERSION_RE.match(version):
+        r.fail(
+            f"expected an exact release like 4.3.5, found {version!r}",
+            r.sub("version"),
+            "cibuildwheel is pinned to one version (`invoke pin --from-cibuildwheel` sets it)",
+        )
+    return CibuildwheelSettings(version=version)
 
 
 def _parse_registry(r: _Reader) -> RegistrySettings:
