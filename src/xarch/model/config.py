@@ -35,17 +35,19 @@ STANDIN_LAYOUTS = ("manylinux-standin", "debian")
 #: The --target name that selects the binfmt installer image (both variants).
 INSTALLER_TARGET = "binfmt-installer"
 
-# Limits on what load_config reads. The shipped configs are about 4.5 KB, 200 YAML
-# nodes, 7 levels deep and use no alias; these leave room for large real configs and
-# refuse, within a second, files that are not configs (a log, an image, a billion
-# laughs of anchors) instead of parsing them for minutes.
+# Limits on what load_config reads. The shipped configs are at most 11 KB, 450 YAML
+# values and 5 levels deep, and use no alias; these leave room for much larger real
+# configs and refuse, within about a second (PyYAML's pure-Python parser reads roughly
+# 1 MiB/s), files that are not configs (a log, an image, a "billion laughs" of anchors)
+# instead of parsing them for minutes.
 #: Bytes of a config file.
 MAX_CONFIG_BYTES = 1 << 20
-#: YAML nodes (scalars, lists, mappings) in one config.
-MAX_CONFIG_NODES = 20_000
+#: YAML values (scalars, lists, mappings) in one config, counting what aliases expand to
+#: (so a "billion laughs" of nested anchors stops here).
+MAX_CONFIG_NODES = 10_000
 #: Nesting depth of lists and mappings.
 MAX_CONFIG_DEPTH = 32
-#: Aliases (``*name``); an alias of an anchor that contains aliases expands further.
+#: Aliases (``*name``).
 MAX_CONFIG_ALIASES = 100
 
 
@@ -78,6 +80,18 @@ class _Loader(yaml.SafeLoader):
         self._aliases = 0
         self._depth = 0
         self._open_anchors: list[str] = []
+        self._anchor_sizes: dict[str, int] = {}  # anchor -> values it expands to
+        self._sizes: list[int] = []  # values inside each node being composed
+
+    def _count(self, values: int, line: int) -> None:
+        self._nodes += values
+        if self._sizes:
+            self._sizes[-1] += values
+        if self._nodes > MAX_CONFIG_NODES:
+            raise _LoadRefused(
+                f"more than {MAX_CONFIG_NODES} YAML values, counting what aliases expand to "
+                f"(line {line}); this is not an xarch config"
+            )
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
@@ -95,14 +109,12 @@ class _Loader(yaml.SafeLoader):
                     f"the alias *{anchor} at line {event.start_mark.line + 1} refers to the "
                     "mapping or list that contains it (a recursive structure)"
                 )
-            return super().compose_node(parent, index)
+            node = super().compose_node(parent, index)  # undefined alias: ComposerError
+            self._count(self._anchor_sizes.get(str(anchor), 1), event.start_mark.line + 1)
+            return node
         event = self.peek_event()  # type: ignore[no-untyped-call]
-        self._nodes += 1
-        if self._nodes > MAX_CONFIG_NODES:
-            raise _LoadRefused(
-                f"more than {MAX_CONFIG_NODES} YAML values (line {event.start_mark.line + 1}); "
-                "this is not an xarch config"
-            )
+        line = event.start_mark.line + 1
+        self._count(1, line)
         nested = self.check_event(yaml.SequenceStartEvent, yaml.MappingStartEvent)
         anchor = getattr(event, "anchor", None) if nested else None
         if nested:
@@ -114,13 +126,20 @@ class _Loader(yaml.SafeLoader):
                 )
         if anchor is not None:
             self._open_anchors.append(anchor)
+        self._sizes.append(0)
         try:
-            return super().compose_node(parent, index)
+            node = super().compose_node(parent, index)
         finally:
+            inside = self._sizes.pop()
             if anchor is not None:
                 self._open_anchors.pop()
             if nested:
                 self._depth -= 1
+        if self._sizes:
+            self._sizes[-1] += inside
+        if anchor is not None:
+            self._anchor_sizes[anchor] = 1 + inside
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: dict[Hashable, int] = {}
