@@ -468,16 +468,35 @@ def push_index(
         "config": CONFIG_HELP,
         "check": "change nothing; exit 1 listing every stale pin (for a scheduled CI job)",
         "skip_qemu": "do not compare the QEMU pin with apt's candidate",
-    }
+        "from_cibuildwheel": "take the base pins and cibuildwheel.version from cibuildwheel's "
+        "pinned_docker_images.cfg: of the installed cibuildwheel, or of VERSION (downloaded "
+        "from PyPI into xarch's cache)",
+    },
+    optional=["from_cibuildwheel"],
 )
 @user_errors
 def pin(
-    c: Context, config: str = DEFAULT_CONFIG, check: bool = False, skip_qemu: bool = False
+    c: Context,
+    config: str = DEFAULT_CONFIG,
+    check: bool = False,
+    skip_qemu: bool = False,
+    from_cibuildwheel: Any = None,
 ) -> None:
     """Re-resolve each base tag to its digest and rewrite stale pins; report a newer QEMU."""
     from xarch.publish.pin import pin as run
     from xarch.publish.pin import stale_report
 
+    if from_cibuildwheel is not None and from_cibuildwheel is not False:
+        from xarch.publish.cibuildwheel import release_pins
+        from xarch.publish.pin import drift_report, pin_from_cibuildwheel
+
+        cfg = _load(config, allow_unpinned=True)
+        version = None if from_cibuildwheel is True else str(from_cibuildwheel)
+        drift = pin_from_cibuildwheel(cfg, release_pins(version), check=check)
+        print(drift_report(drift))
+        if check and drift.drift:
+            raise Exit(code=1)
+        return
     outcome = run(_load(config, allow_unpinned=True), check=check, skip_qemu=skip_qemu)
     if check:
         print(stale_report(outcome))

@@ -33,9 +33,10 @@ from pathlib import Path
 import yaml
 
 from xarch.errors import BadInput, FetchError, RegistryError, XarchError
-from xarch.model.arch import Arch
+from xarch.model.arch import ARCHES, Arch
 from xarch.model.config import BootstrapBase, Config, PinnedBase, QemuPin, Target, load_config
 from xarch.oci.registry import INDEX_MEDIA_TYPES, UNREACHABLE_HINT, RegistryClient, is_local_host
+from xarch.publish.cibuildwheel import PinnedImages
 
 Log = Callable[[str], None]
 
@@ -484,3 +485,209 @@ def stale_report(outcome: PinOutcome) -> str:
     if not lines:
         return "every pin is current"
     return f"{len(lines)} stale pin(s):\n" + "\n".join(f"  - {s}" for s in lines)
+
+
+# --------------------------------------------------------------------------- from cibuildwheel
+
+
+@dataclass(frozen=True, kw_only=True)
+class CibwDrift:
+    """One value of the config that differs from a cibuildwheel release's pins."""
+
+    key: str  # targets[3].base.digest, cibuildwheel.version
+    target: str  # "" for cibuildwheel.version
+    current: str
+    wanted: str
+    path: tuple[str | int, ...]  # node path in the YAML document
+
+    def line(self) -> str:
+        who = f" ({self.target})" if self.target else ""
+        return f"{self.key}{who}: {self.current or '(none)'} -> {self.wanted}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CibwPinOutcome:
+    version: str  # the cibuildwheel release compared with
+    source: str
+    drift: list[CibwDrift]
+    notes: list[str]
+    changed: bool
+
+
+def cibuildwheel_drift(config: Config, pins: PinnedImages) -> tuple[list[CibwDrift], list[str]]:
+    """What in the config differs from the release's pins (base digest and tag, the
+    helper tags that follow the base tag, cibuildwheel.version), and notes on what
+    cannot be compared."""
+    by_image = pins.by_image()
+    drift: list[CibwDrift] = []
+    notes: list[str] = []
+    current_version = config.cibuildwheel.version if config.cibuildwheel else ""
+    if current_version != pins.version:
+        drift.append(
+            CibwDrift(
+                key="cibuildwheel.version",
+                target="",
+                current=current_version,
+                wanted=pins.version,
+                path=("cibuildwheel", "version"),
+            )
+        )
+    matched: set[str] = set()
+    for i, t in enumerate(config.targets):
+        base = t.base
+        if not isinstance(base, PinnedBase):
+            notes.append(f"{t.name}: bootstrapped stand-in base, not one of cibuildwheel's")
+            continue
+        pin = by_image.get(base.image)
+        if pin is None:
+            notes.append(f"{t.name}: {base.image} is not pinned by cibuildwheel {pins.version}")
+            continue
+        matched.add(pin.image)
+        if pin.arch != t.arch.name:
+            notes.append(
+                f"{t.name}: cibuildwheel lists {pin.image} under [{pin.arch}], but the target "
+                f"is {t.arch.name}; not changed"
+            )
+            continue
+        where = ("targets", i, "base")
+        if base.digest != pin.digest:
+            drift.append(
+                CibwDrift(
+                    key=f"targets[{i}].base.digest",
+                    target=t.name,
+                    current=base.digest,
+                    wanted=pin.digest,
+                    path=(*where, "digest"),
+                )
+            )
+        if pin.tag and base.tag != pin.tag:
+            if not base.tag:
+                notes.append(f"{t.name}: no base.tag to update (cibuildwheel's is {pin.tag})")
+                continue
+            drift.append(
+                CibwDrift(
+                    key=f"targets[{i}].base.tag",
+                    target=t.name,
+                    current=base.tag,
+                    wanted=pin.tag,
+                    path=(*where, "tag"),
+                )
+            )
+            # The helper image's tag named after the base's follows it.
+            for j, tag in enumerate(t.tags):
+                if tag == base.tag:
+                    drift.append(
+                        CibwDrift(
+                            key=f"targets[{i}].tags[{j}]",
+                            target=t.name,
+                            current=tag,
+                            wanted=pin.tag,
+                            path=("targets", i, "tags", j),
+                        )
+                    )
+    emulated = {a.name for a in ARCHES.values() if a.name != "x86_64"}
+    for p in pins.pins:
+        if p.arch in emulated and p.image not in matched:
+            notes.append(
+                f"cibuildwheel {pins.version} pins {p.image} ({p.family}, {p.arch}), which no "
+                "target of the config uses (add a target to build it)"
+            )
+    return drift, notes
+
+
+def _node_at(root: yaml.Node, path: tuple[str | int, ...]) -> yaml.Node | None:
+    node: yaml.Node | None = root
+    for step in path:
+        if node is None:
+            return None
+        if isinstance(step, int):
+            if not isinstance(node, yaml.SequenceNode) or step >= len(node.value):
+                return None
+            node = node.value[step]
+        else:
+            found = _mapping_get(node, step)
+            node = found[1] if found else None
+    return node
+
+
+def rewrite_scalars(text: str, path: Path, values: dict[tuple[str | int, ...], str]) -> str:
+    """text with the scalar at each node path set to its value, quoting kept; a missing
+    ``cibuildwheel.version`` is added as a section before ``targets:``."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)  # positions only
+    if root is None:
+        raise BadInput(f"{path}: empty document")
+    edits: list[tuple[int, int, str]] = []
+    for node_path, value in values.items():
+        node = _node_at(root, node_path)
+        if node is None and node_path == ("cibuildwheel", "version"):
+            if _mapping_get(root, "cibuildwheel") is not None:
+                raise BadInput(f"{path}: cibuildwheel is not a mapping with a version")
+            targets = _mapping_get(root, "targets")
+            if targets is None:
+                raise BadInput(f"{path}: no targets list found")
+            at = targets[0].start_mark.index
+            block = (
+                "# The cibuildwheel release `invoke wheels` and the generated CI install.\n"
+                f'cibuildwheel:\n  version: "{value}"\n\n'
+            )
+            edits.append((at, at, block))
+            continue
+        if not isinstance(node, yaml.ScalarNode) or node.start_mark.index == node.end_mark.index:
+            where = ".".join(str(s) for s in node_path)
+            raise BadInput(f"{path}: {where} is not a plain value to rewrite")
+        quote = node.style if node.style in ("'", '"') else ""
+        edits.append((node.start_mark.index, node.end_mark.index, f"{quote}{value}{quote}"))
+    out = text
+    for start, end, new in sorted(edits, reverse=True):
+        out = out[:start] + new + out[end:]
+    return out
+
+
+def pin_from_cibuildwheel(
+    config: Config, pins: PinnedImages, *, check: bool = False, log: Log = print
+) -> CibwPinOutcome:
+    """Compare the config's base pins and cibuildwheel version with a release's pins;
+    rewrite what differs (comments and order kept) unless check."""
+    path = config.path
+    original = path.read_bytes()
+    log(f"Comparing {path} with cibuildwheel {pins.version}'s pins ({pins.source})")
+    drift, notes = cibuildwheel_drift(config, pins)
+    for n in notes:
+        log(f"  note: {n}")
+    for d in drift:
+        log(f"  DRIFT {d.line()}")
+    if not drift:
+        log(f"  every base pin and the cibuildwheel version match cibuildwheel {pins.version}")
+    outcome = CibwPinOutcome(
+        version=pins.version, source=pins.source, drift=drift, notes=notes, changed=False
+    )
+    if check or not drift:
+        return outcome
+    new_text = rewrite_scalars(original.decode("utf-8"), path, {d.path: d.wanted for d in drift})
+    digests = {
+        int(d.path[1]): d.wanted for d in drift if d.path[0] == "targets" and d.path[-1] == "digest"
+    }
+    if path.read_bytes() != original:
+        raise XarchError(f"{path} changed while pin was running; nothing was written, run it again")
+    for d in drift:
+        log(f"+ {path}: {d.line()}")
+    write_config(path, new_text, digests)
+    after = load_config(path, allow_unpinned=True)
+    left, _ = cibuildwheel_drift(after, pins)
+    if left:
+        raise XarchError(
+            f"internal error: {path} still differs after the rewrite: "
+            + "; ".join(d.line() for d in left)
+        )
+    return CibwPinOutcome(
+        version=pins.version, source=pins.source, drift=drift, notes=notes, changed=True
+    )
+
+
+def drift_report(outcome: CibwPinOutcome) -> str:
+    if not outcome.drift:
+        return f"no drift from cibuildwheel {outcome.version}"
+    return (
+        f"{len(outcome.drift)} value(s) differ from cibuildwheel {outcome.version}:\n"
+        + "\n".join(f"  - {d.line()}" for d in outcome.drift)
+    )
