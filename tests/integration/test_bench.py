@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from xarch.host import binfmt
 from xarch.model.config import Config
 
 from .conftest import REPO_ROOT, quiet
-from .test_cli_errors import NO_DOCKER, invoke
+from .test_cli_errors import invoke
 
 MINIMAL = Plan(
     name="minimal",
@@ -64,17 +65,32 @@ def test_minimal_bench_measures_both_sides(
 # ---------------------------------------------------------------------------- bad input
 
 
+def _assert_one_error_on_stderr(r: subprocess.CompletedProcess[str], message: str) -> None:
+    """The error goes to stderr, once, as the first line and without a traceback;
+    stdout carries no part of it (it holds results only, and there are none)."""
+    assert r.stderr.startswith("error: "), r.stderr
+    assert message in r.stderr.splitlines()[0], r.stderr
+    assert r.stderr.count("error: ") == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert r.stdout == ""
+
+
 def test_unknown_target_is_bad_input(tmp_path: Path) -> None:
     r = invoke("bench", "--config", "config/offline.yaml", "--target", "nope", tmp_path=tmp_path)
     assert r.returncode == 2
-    assert "no target named 'nope'" in r.stderr
+    _assert_one_error_on_stderr(r, "no target named 'nope'")
 
 
 def test_no_docker_daemon(tmp_path: Path) -> None:
     r = invoke("bench", "--config", "config/offline.yaml", "--quick", tmp_path=tmp_path)
     assert r.returncode == 1
-    assert "error: the Docker daemon does not answer" in r.stderr
-    assert NO_DOCKER not in r.stdout
+    _assert_one_error_on_stderr(r, "the Docker daemon does not answer")
+    # The advice comes with it, and names the knob that points at another engine.
+    assert "fix: systemctl start docker" in r.stderr
+    assert "DOCKER_HOST" in r.stderr
+    # Nothing was measured, so no result was written (the default output is build/bench,
+    # under XARCH_BUILD_DIR, which invoke() points into tmp_path).
+    assert not (tmp_path / "build" / "bench" / "bench.json").exists()
 
 
 @pytest.mark.docker
