@@ -81,26 +81,55 @@ def test_build_labels_record_base_qemu_and_inputs(
         assert labels[L_REVISION]
 
 
-def test_build_report_lists_every_target(built: list[Any], isolated_build_dir: Path) -> None:
+def _current_ids(config: Config, client: docker.DockerClient) -> list[str]:
+    """The image id each target's helper tag points at now, read from the engine.
+
+    Tests compare with these, read right before they act, never with the ids of the
+    session's first build (`built`): other tests rebuild (no cache, changed inputs)
+    and would make such a comparison depend on the order the tests run in.
+    """
+    ids = []
+    for t in config.targets:
+        attrs = engine.inspect(client, helper_ref(config, t, TAG))
+        assert attrs is not None, f"{t.name}: no helper image"
+        ids.append(str(attrs["Id"]))
+    return ids
+
+
+def test_build_report_lists_every_target(
+    built: list[Any], pinned_config: Config, client: docker.DockerClient, isolated_build_dir: Path
+) -> None:
+    # Every build rewrites the report: read the one this build writes.
+    results = build_images(pinned_config, client=client, log=quiet)
     report = json.loads((isolated_build_dir / "xarch-report.json").read_text())
     rows = {r["target"]: r for r in report["build"]["targets"]}
     assert set(rows) == {"standin-aarch64", "standin-ppc64le"}
-    assert all(r["status"] == "built" and r["image_id"] for r in rows.values())
+    assert {t: (r["status"], r["image_id"]) for t, r in rows.items()} == {
+        r.target: (r.status, r.image_id) for r in results
+    }
+    assert all(r["image_id"] for r in rows.values())
 
 
 def test_unchanged_rebuild_is_skipped(
     built: list[Any], pinned_config: Config, client: docker.DockerClient
 ) -> None:
+    before = _current_ids(pinned_config, client)
     again = build_images(pinned_config, client=client, log=quiet)
     assert [r.status for r in again] == ["up-to-date", "up-to-date"]
-    assert [r.image_id for r in again] == [r.image_id for r in built]
+    assert [r.image_id for r in again] == before
+    assert _current_ids(pinned_config, client) == before
 
 
 def test_no_cache_rebuilds_everything(
     built: list[Any], pinned_config: Config, client: docker.DockerClient
 ) -> None:
+    before = _current_ids(pinned_config, client)
     again = build_images(pinned_config, no_cache=True, client=client, log=quiet)
     assert [r.status for r in again] == ["built", "built"]
+    # New images (each records its own creation time), and the tags now point at them.
+    after = _current_ids(pinned_config, client)
+    assert [r.image_id for r in again] == after
+    assert all(a != b for a, b in zip(after, before, strict=True))
 
 
 def test_changed_input_rebuilds_only_that_target(
@@ -183,8 +212,11 @@ def test_unpullable_base_fails_clearly(
 # ------------------------------------------------------------------------------ push
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def pushed(built: list[Any], pinned_config: Config, client: docker.DockerClient) -> Any:
+    """A push of the current helper images, per test: other tests rebuild the images and
+    rewrite the report, so an outcome kept for the session would depend on test order.
+    Pushing what the registry already holds only writes the manifests again."""
     return push_images(pinned_config, client=client, log=quiet)
 
 
@@ -207,7 +239,7 @@ def test_push_writes_one_index_listing_every_platform(
 def test_push_records_digests_in_report(pushed: Any, isolated_build_dir: Path) -> None:
     report = json.loads((isolated_build_dir / "xarch-report.json").read_text())
     assert [i["digest"] for i in report["push"]["images"]] == [i.digest for i in pushed.images]
-    assert report["push"]["indexes"][0]["digest"] == pushed.indexes[0].digest
+    assert [i["digest"] for i in report["push"]["indexes"]] == [i.digest for i in pushed.indexes]
     assert report["push"]["errors"] == []
 
 
