@@ -25,6 +25,9 @@ from xarch.model.paths import cache_dir
 Log = Callable[[str], None]
 
 DIST = "cibuildwheel"
+#: The release used when a config pins none (config/*.yaml `cibuildwheel.version` is
+#: the pin; this is its fallback and the generated CI's default).
+DEFAULT_VERSION = "4.3.5"
 PINNED_CFG = "cibuildwheel/resources/pinned_docker_images.cfg"
 
 _SECTION_RE = re.compile(r"^\[(?P<section>[A-Za-z0-9_]+)\]\s*$")

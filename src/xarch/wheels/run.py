@@ -1,0 +1,451 @@
+"""Running cibuildwheel on a project in the helper images, by digest.
+
+One cibuildwheel run per target architecture (more when several families of one kind
+are selected for it), each with ``CIBW_ARCHS_LINUX=<arch>`` and the image variable of
+each selected target (``CIBW_MANYLINUX_<ARCH>_IMAGE``, or ``CIBW_MUSLLINUX_<ARCH>_IMAGE``
+for a musllinux family) set to the pushed ``name@sha256:...``. Nothing else of the
+user's configuration is overridden: ``[tool.cibuildwheel]`` and ``CIBW_*`` variables
+apply as they would in CI.
+
+Before anything is built, ``cibuildwheel --print-build-identifiers`` (no Docker needed)
+says what the project selects for each run; a run whose selection includes a kind
+(manylinux/musllinux) that has no helper image here is refused, since cibuildwheel
+would otherwise pull its own default image for it.
+
+Wheels are written into a temporary directory per run and moved into the output
+directory only when every run succeeded: a failed build or test leaves the output as
+it was, prints the tail of the log and exits 1.
+
+The extra CA bundle (``--ca-bundle FILE``, off by default): cibuildwheel copies the
+host's ``SSL_CERT_FILE`` into each container as ``/cibuildwheel-ca-bundle.pem`` but sets
+``PIP_CERT`` only for pips without truststore. With the option, ``SSL_CERT_FILE`` is set
+for the cibuildwheel process and ``PIP_CERT``, ``SSL_CERT_FILE`` and
+``REQUESTS_CA_BUNDLE`` point at that file inside the container through
+``CIBW_ENVIRONMENT_LINUX``, prepended to the user's own ``environment`` (by
+``CIBW_INHERIT``, so theirs still applies and may override), or prepended to their own
+``CIBW_ENVIRONMENT_LINUX`` when they set one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from itertools import zip_longest
+from pathlib import Path
+from typing import Any
+
+from xarch.errors import BadInput, XarchError
+from xarch.model.arch import Arch
+from xarch.model.config import Config, Target
+from xarch.model.paths import build_dir
+from xarch.model.report import read_report, report_path, write_section
+from xarch.model.tables import format_table
+from xarch.publish.cibuildwheel import DEFAULT_VERSION, ensure_venv
+from xarch.publish.pull import PushedRef, pushed_refs
+
+Log = Callable[[str], None]
+
+#: Where cibuildwheel puts its CA bundle inside the build container.
+CONTAINER_CA_BUNDLE = "/cibuildwheel-ca-bundle.pem"
+CA_VARIABLES = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+LOG_TAIL_LINES = 40
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_START_RE = re.compile(r"^Building (?P<id>\S+) wheel\s*$")
+_END_RE = re.compile(r"^\S+\s+(?P<id>\S+) finished in ")
+
+
+class WheelBuildError(XarchError):
+    """cibuildwheel failed (a build, a repair or a test); nothing was moved to --output."""
+
+
+def image_kind(target: Target) -> str:
+    """MANYLINUX or MUSLLINUX: which cibuildwheel image option a target's family fills."""
+    return "MUSLLINUX" if "musllinux" in target.family else "MANYLINUX"
+
+
+def image_variable(target: Target) -> str:
+    return f"CIBW_{image_kind(target)}_{target.arch.name.upper()}_IMAGE"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WheelRun:
+    arch: Arch
+    images: Mapping[str, str]  # CIBW_<KIND>_<ARCH>_IMAGE -> name@digest
+    targets: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.arch.name} ({', '.join(self.targets)})"
+
+
+def plan_runs(targets: Sequence[Target], refs: Mapping[str, PushedRef]) -> list[WheelRun]:
+    """The cibuildwheel runs for the selected targets: per architecture, one run holding
+    a manylinux and a musllinux image each (several runs when several families of one
+    kind are selected), in config order."""
+    by_arch: dict[str, tuple[Arch, list[Target], list[Target]]] = {}
+    for t in targets:
+        arch, many, musl = by_arch.setdefault(t.arch.name, (t.arch, [], []))
+        (musl if image_kind(t) == "MUSLLINUX" else many).append(t)
+    runs = []
+    for arch, many, musl in by_arch.values():
+        for pair in zip_longest(many, musl):
+            chosen = [t for t in pair if t is not None]
+            runs.append(
+                WheelRun(
+                    arch=arch,
+                    images={image_variable(t): refs[t.name].ref for t in chosen},
+                    targets=tuple(t.name for t in chosen),
+                )
+            )
+    return runs
+
+
+def ca_environment(env: Mapping[str, str], ca_bundle: Path) -> dict[str, str]:
+    """The variables that make pip (and requests, and OpenSSL) in the containers trust
+    ca_bundle, merged with the user's own CIBW_ENVIRONMENT_LINUX / CIBW_INHERIT."""
+    ours = " ".join(f"{v}={CONTAINER_CA_BUNDLE}" for v in CA_VARIABLES)
+    out = {"SSL_CERT_FILE": str(ca_bundle)}
+    theirs = env.get("CIBW_ENVIRONMENT_LINUX")
+    if theirs is not None:
+        # Their platform value replaces the lower levels, as before; ours goes first
+        # so that theirs still wins for any variable both set.
+        out["CIBW_ENVIRONMENT_LINUX"] = f"{ours} {theirs}".strip()
+        return out
+    out["CIBW_ENVIRONMENT_LINUX"] = ours
+    inherit = env.get("CIBW_INHERIT", "")
+    if "environment-linux" not in inherit:
+        rule = "environment-linux: prepend"
+        out["CIBW_INHERIT"] = f"{inherit}; {rule}" if inherit.strip() else rule
+    return out
+
+
+def run_env(
+    base: Mapping[str, str], run: WheelRun, *, ca_bundle: Path | None = None
+) -> dict[str, str]:
+    """The cibuildwheel process's environment for one run: the caller's, plus the
+    architecture, the image variables and (with ca_bundle) the CA variables."""
+    env = dict(base)
+    env["CIBW_ARCHS_LINUX"] = run.arch.name
+    env.update(run.images)
+    if ca_bundle is not None:
+        env.update(ca_environment(base, ca_bundle))
+    return env
+
+
+def check_project(project: Path) -> Path:
+    if not project.is_dir():
+        raise BadInput(f"--project {project}: not a directory")
+    if not (project / "pyproject.toml").is_file() and not (project / "setup.py").is_file():
+        raise BadInput(
+            f"--project {project}: no pyproject.toml or setup.py there, so cibuildwheel has "
+            "nothing to build; pass the directory of a Python project"
+        )
+    return project.resolve()
+
+
+def check_ca_bundle(ca_bundle: str | None) -> Path | None:
+    if not ca_bundle:
+        return None
+    p = Path(ca_bundle)
+    if not p.is_file():
+        raise BadInput(f"--ca-bundle {ca_bundle}: no such file (a PEM bundle of CA certificates)")
+    head = p.read_bytes()[:65536]
+    if b"-----BEGIN CERTIFICATE-----" not in head:
+        raise BadInput(f"--ca-bundle {ca_bundle}: not a PEM certificate bundle")
+    return p.resolve()
+
+
+def identifiers(exe: Path, project: Path, env: Mapping[str, str]) -> list[str]:
+    """What cibuildwheel would build with this environment (no Docker involved)."""
+    r = subprocess.run(
+        [str(exe), "--platform", "linux", "--print-build-identifiers", "."],
+        cwd=project,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if r.returncode != 0:
+        raise BadInput(
+            f"cibuildwheel refuses the configuration of {project}:\n"
+            + _tail(r.stderr or r.stdout, 15)
+        )
+    return [ln.strip() for ln in r.stdout.splitlines() if ln.strip()]
+
+
+def check_selection(run: WheelRun, idents: Sequence[str], project: Path) -> None:
+    """Refuse a run that would build nothing, or would build a kind without an image."""
+    if not idents:
+        raise BadInput(
+            f"{project}: the project's build selection has no Linux {run.arch.name} build "
+            f"(cibuildwheel --print-build-identifiers printed nothing for CIBW_ARCHS_LINUX="
+            f"{run.arch.name}); check `build`/`skip` in [tool.cibuildwheel] and CIBW_BUILD/"
+            "CIBW_SKIP"
+        )
+    kinds = {v.split("_")[1] for v in run.images}
+    for kind in ("MANYLINUX", "MUSLLINUX"):
+        wanted = [i for i in idents if f"-{kind.lower()}_" in i]
+        if wanted and kind not in kinds:
+            raise BadInput(
+                f"{project}: the project builds {', '.join(wanted)}, but no {kind.lower()} "
+                f"{run.arch.name} image is selected here, so cibuildwheel would pull its own "
+                f"default one. Select a {kind.lower()} target (--target), or skip those "
+                f'builds: `skip = "*-{kind.lower()}_*"` in [tool.cibuildwheel] or '
+                f"CIBW_SKIP='*-{kind.lower()}_*'"
+            )
+
+
+# --------------------------------------------------------------------------- running
+
+
+@dataclass
+class BuiltWheel:
+    identifier: str
+    seconds: float
+    files: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    run: WheelRun
+    identifiers: list[str]
+    status: str = "pending"  # ok | failed
+    seconds: float = 0.0
+    log: str = ""
+    wheels: list[BuiltWheel] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)  # wheel file names produced
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "arch": self.run.arch.name,
+            "targets": list(self.run.targets),
+            "images": dict(self.run.images),
+            "identifiers": self.identifiers,
+            "status": self.status,
+            "seconds": round(self.seconds, 2),
+            "log": self.log,
+            "wheels": [
+                {"identifier": w.identifier, "seconds": round(w.seconds, 2), "files": w.files}
+                for w in self.wheels
+            ],
+            "files": self.files,
+        }
+
+
+def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+    return "\n".join(_ANSI_RE.sub("", text).rstrip().splitlines()[-lines:])
+
+
+def wheel_timings(lines: Sequence[tuple[float, str]]) -> list[BuiltWheel]:
+    """Per-identifier build times from cibuildwheel's output: (monotonic time, line)
+    pairs, from its "Building <id> wheel" line to its "<id> finished in" line."""
+    started: dict[str, float] = {}
+    out: list[BuiltWheel] = []
+    for at, raw in lines:
+        line = _ANSI_RE.sub("", raw).strip()
+        m = _START_RE.match(line)
+        if m:
+            started[m.group("id")] = at
+            continue
+        m = _END_RE.match(line)
+        if m and m.group("id") in started:
+            out.append(BuiltWheel(identifier=m.group("id"), seconds=at - started[m.group("id")]))
+    return out
+
+
+def match_files(wheels: list[BuiltWheel], files: Sequence[str]) -> None:
+    """Attach each wheel file to the identifier that built it (python tag, kind, arch)."""
+    for w in wheels:
+        py, _, plat = w.identifier.partition("-")
+        kind, _, arch = plat.partition("_")
+        w.files = [f for f in files if f"-{py}-" in f and kind in f and f.endswith(f"{arch}.whl")]
+
+
+def run_cibuildwheel(
+    exe: Path,
+    project: Path,
+    out_dir: Path,
+    env: Mapping[str, str],
+    log_file: Path,
+    *,
+    log: Log = print,
+) -> tuple[int, list[tuple[float, str]]]:
+    """Run cibuildwheel, echoing and logging every line; its exit code and timed lines."""
+    cmd = [str(exe), "--platform", "linux", "--output-dir", str(out_dir), "."]
+    log("+ " + " ".join(cmd) + f"  (in {project})")
+    lines: list[tuple[float, str]] = []
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("w", encoding="utf-8") as f:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=project,
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append((time.monotonic(), line))
+            f.write(line)
+            log(line.rstrip("\n"))
+        rc = proc.wait()
+    return rc, lines
+
+
+@dataclass
+class WheelsOutcome:
+    output: Path
+    results: list[RunResult]
+    written: list[Path]
+    cibuildwheel: str
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status == "ok" for r in self.results)
+
+
+def summary_table(outcome: WheelsOutcome) -> str:
+    rows = [("ARCH", "IDENTIFIER", "TIME", "WHEEL")]
+    for r in outcome.results:
+        for w in r.wheels:
+            rows.append((r.run.arch.name, w.identifier, f"{w.seconds:.1f}s", ", ".join(w.files)))
+        if r.status != "ok":
+            rows.append((r.run.arch.name, "(run)", f"{r.seconds:.1f}s", f"FAILED, log {r.log}"))
+    return format_table(rows)
+
+
+def build_wheels(
+    config: Config,
+    target_names: list[str] | None = None,
+    *,
+    project: Path,
+    output: Path,
+    report: Path | None = None,
+    ca_bundle: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    cibuildwheel_exe: Path | None = None,
+    log: Log = print,
+) -> WheelsOutcome:
+    """Build the project's wheels in the selected targets' pushed helper images.
+
+    Everything is checked before the first build (project, CA bundle, push record,
+    each run's selection); the wheels reach ``output`` only when every run succeeded.
+    """
+    project = check_project(project)
+    bundle = check_ca_bundle(ca_bundle)
+    targets = config.select(target_names)
+    if not targets:
+        raise BadInput(f"{config.path}: no target selected to build wheels in")
+    report_file = report or report_path()
+    refs = pushed_refs(read_report(report_file), config, targets, report_file)
+    version = config.cibuildwheel.version if config.cibuildwheel else DEFAULT_VERSION
+    if config.cibuildwheel is None:
+        log(f"note: {config.path} pins no cibuildwheel.version; using {version}")
+    exe = cibuildwheel_exe or ensure_venv(version, log=log)
+    base_env = dict(os.environ if environ is None else environ)
+    runs = plan_runs(targets, refs)
+    planned: list[tuple[WheelRun, dict[str, str], list[str]]] = []
+    for run in runs:
+        env = run_env(base_env, run, ca_bundle=bundle)
+        idents = identifiers(exe, project, env)
+        check_selection(run, idents, project)
+        planned.append((run, env, idents))
+        log(f"{run.label}: {', '.join(idents)}")
+        for var, ref in run.images.items():
+            log(f"  {var}={ref}")
+    output = output.resolve()
+    logs_dir = build_dir().resolve() / "wheels"
+    staging = Path(tempfile.mkdtemp(prefix=".xarch-wheels-", dir=_existing_parent(output)))
+    results: list[RunResult] = []
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    written: list[Path] = []
+    try:
+        for n, (run, env, idents) in enumerate(planned, 1):
+            log(f"\n[{n}/{len(planned)}] cibuildwheel {version}: {run.label}")
+            result = RunResult(run=run, identifiers=idents)
+            results.append(result)
+            run_dir = staging / f"{n}-{run.arch.name}"
+            run_dir.mkdir()
+            log_file = logs_dir / f"{n}-{run.arch.name}.log"
+            result.log = str(log_file)
+            t0 = time.monotonic()
+            rc, lines = run_cibuildwheel(exe, project, run_dir, env, log_file, log=log)
+            result.seconds = time.monotonic() - t0
+            result.wheels = wheel_timings(lines)
+            result.files = sorted(p.name for p in run_dir.glob("*.whl"))
+            match_files(result.wheels, result.files)
+            if rc != 0:
+                result.status = "failed"
+                break
+            if not result.files:
+                result.status = "failed"
+                lines.append((time.monotonic(), "cibuildwheel exited 0 but wrote no wheel\n"))
+                break
+            result.status = "ok"
+        outcome = WheelsOutcome(
+            output=output, results=results, written=written, cibuildwheel=version
+        )
+        if outcome.ok and len(results) == len(planned):
+            output.mkdir(parents=True, exist_ok=True)
+            for n, result in enumerate(results, 1):
+                run_dir = staging / f"{n}-{result.run.arch.name}"
+                for name in result.files:
+                    dest = output / name
+                    log(f"+ mv {run_dir / name} {dest}")
+                    os.replace(run_dir / name, dest)
+                    written.append(dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    _record(config, project, outcome, started, report_file)
+    log("")
+    log(summary_table(outcome))
+    if not outcome.ok:
+        failed = next(r for r in results if r.status != "ok")
+        text = Path(failed.log).read_text(encoding="utf-8", errors="replace")
+        raise WheelBuildError(
+            f"cibuildwheel failed for {failed.run.label}; no wheel was moved to {output}.\n"
+            f"The last {LOG_TAIL_LINES} lines of {failed.log}:\n{_tail(text)}"
+        )
+    log(f"\n{len(written)} wheel(s) written to {output}:")
+    for p in written:
+        log(f"  {p}")
+    return outcome
+
+
+def _existing_parent(p: Path) -> Path:
+    """The nearest existing directory at or above p's parent (the staging area lives on
+    the same file system as the output, so that moving a wheel is a rename)."""
+    d = p.parent
+    while not d.exists():
+        d = d.parent
+    return d
+
+
+def _record(
+    config: Config, project: Path, outcome: WheelsOutcome, started: str, report_file: Path
+) -> None:
+    write_section(
+        "wheels",
+        {
+            "config": str(config.path),
+            "project": str(project),
+            "cibuildwheel": outcome.cibuildwheel,
+            "started": started,
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+            "ok": outcome.ok,
+            "output": str(outcome.output),
+            "written": [str(p) for p in outcome.written],
+            "runs": [r.to_json() for r in outcome.results],
+        },
+        report_file,
+    )

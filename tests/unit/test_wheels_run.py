@@ -1,0 +1,327 @@
+"""`invoke wheels`' pure parts: the run plan, the environment handed to cibuildwheel (image
+variables, the extra CA bundle merged with the user's own settings), the selection
+check, and the staging that keeps a failed run's wheels out of --output.
+
+The orchestration tests run a stand-in for the cibuildwheel executable (a script that
+prints what cibuildwheel prints and writes a file named like a wheel): cibuildwheel
+itself needs Docker; the real one runs in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from xarch.errors import BadInput, NotPushed
+from xarch.model.config import Config, load_config
+from xarch.model.naming import helper_ref
+from xarch.model.report import read_report, write_push_record
+from xarch.publish.pull import PushedRef
+from xarch.wheels.run import (
+    CONTAINER_CA_BUNDLE,
+    WheelBuildError,
+    WheelRun,
+    build_wheels,
+    ca_environment,
+    check_ca_bundle,
+    check_project,
+    check_selection,
+    match_files,
+    plan_runs,
+    run_env,
+    wheel_timings,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CEXT = REPO_ROOT / "tests/e2e/projects/cext"
+SHA = "1" * 64
+REG = "127.0.0.1:5000/xarch"
+
+
+def config(tmp_path: Path, families: list[tuple[str, str]]) -> Config:
+    targets = "".join(
+        f"""
+  - name: {fam}_{arch}
+    arch: {arch}
+    base: {{image: quay.io/pypa/{fam}_{arch}, tag: t, digest: sha256:{"e" * 64}}}
+    family: {fam}
+    tags: [t]
+"""
+        for fam, arch in families
+    )
+    p = tmp_path / "images.yaml"
+    p.write_text(
+        f"""registry: {{address: 127.0.0.1:5000, namespace: xarch}}
+qemu:
+  version: "7.2"
+  source: {{apt: {{package: qemu-user-static, version: "1:7.2"}}}}
+  sha256: {{qemu-aarch64-static: {SHA}, qemu-ppc64le-static: {SHA}}}
+targets:{targets}"""
+    )
+    return load_config(p)
+
+
+def refs_for(cfg: Config) -> dict[str, PushedRef]:
+    return {
+        t.name: PushedRef(
+            target=t.name,
+            name=cfg.registry.image_name(t.family),
+            digest=f"sha256:{str(i) * 64}",
+            tag_refs=(),
+        )
+        for i, t in enumerate(cfg.targets)
+    }
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def test_one_run_per_arch_with_its_manylinux_and_musllinux_image(tmp_path: Path) -> None:
+    cfg = config(
+        tmp_path,
+        [("manylinux2014", "aarch64"), ("musllinux_1_2", "aarch64"), ("manylinux2014", "ppc64le")],
+    )
+    runs = plan_runs(cfg.targets, refs_for(cfg))
+    assert [(r.arch.name, dict(r.images)) for r in runs] == [
+        (
+            "aarch64",
+            {
+                "CIBW_MANYLINUX_AARCH64_IMAGE": f"{REG}/manylinux2014@sha256:{'0' * 64}",
+                "CIBW_MUSLLINUX_AARCH64_IMAGE": f"{REG}/musllinux_1_2@sha256:{'1' * 64}",
+            },
+        ),
+        (
+            "ppc64le",
+            {"CIBW_MANYLINUX_PPC64LE_IMAGE": f"{REG}/manylinux2014@sha256:{'2' * 64}"},
+        ),
+    ]
+
+
+def test_two_manylinux_families_of_one_arch_are_two_runs(tmp_path: Path) -> None:
+    cfg = config(tmp_path, [("manylinux2014", "aarch64"), ("manylinux_2_28", "aarch64")])
+    runs = plan_runs(cfg.targets, refs_for(cfg))
+    assert [r.targets for r in runs] == [("manylinux2014_aarch64",), ("manylinux_2_28_aarch64",)]
+
+
+# --------------------------------------------------------------------------- environment
+
+
+def aarch64_run() -> WheelRun:
+    from xarch.model.arch import get_arch
+
+    return WheelRun(
+        arch=get_arch("aarch64"),
+        images={"CIBW_MANYLINUX_AARCH64_IMAGE": "r/x@sha256:" + "0" * 64},
+        targets=("t",),
+    )
+
+
+def test_run_env_sets_the_arch_and_images_and_keeps_the_users_variables() -> None:
+    user = {"CIBW_TEST_COMMAND": "pytest", "CIBW_BUILD": "cp311-*", "PATH": "/bin"}
+    env = run_env(user, aarch64_run())
+    assert env == {
+        **user,
+        "CIBW_ARCHS_LINUX": "aarch64",
+        "CIBW_MANYLINUX_AARCH64_IMAGE": "r/x@sha256:" + "0" * 64,
+    }
+    assert "SSL_CERT_FILE" not in env  # the CA bundle is off by default
+
+
+def test_ca_bundle_prepends_to_the_configs_environment_by_inherit(tmp_path: Path) -> None:
+    env = ca_environment({}, tmp_path / "ca.pem")
+    assert env == {
+        "SSL_CERT_FILE": str(tmp_path / "ca.pem"),
+        "CIBW_ENVIRONMENT_LINUX": " ".join(
+            f"{v}={CONTAINER_CA_BUNDLE}"
+            for v in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+        ),
+        "CIBW_INHERIT": "environment-linux: prepend",
+    }
+
+
+def test_ca_bundle_keeps_the_users_inherit_rules(tmp_path: Path) -> None:
+    env = ca_environment({"CIBW_INHERIT": "before-all: append"}, tmp_path / "ca.pem")
+    assert env["CIBW_INHERIT"] == "before-all: append; environment-linux: prepend"
+
+
+def test_ca_bundle_goes_before_the_users_own_linux_environment(tmp_path: Path) -> None:
+    env = ca_environment({"CIBW_ENVIRONMENT_LINUX": 'FOO=1 PIP_CERT="/mine.pem"'}, tmp_path / "c")
+    assert env["CIBW_ENVIRONMENT_LINUX"].endswith(' FOO=1 PIP_CERT="/mine.pem"')
+    assert env["CIBW_ENVIRONMENT_LINUX"].startswith(f"PIP_CERT={CONTAINER_CA_BUNDLE} ")
+    # Their value already replaced the lower levels: no inherit rule changes that.
+    assert "CIBW_INHERIT" not in env
+
+
+def test_check_ca_bundle_refuses_a_missing_or_non_pem_file(tmp_path: Path) -> None:
+    assert check_ca_bundle(None) is None
+    with pytest.raises(BadInput, match="no such file"):
+        check_ca_bundle(str(tmp_path / "nope.pem"))
+    (tmp_path / "x.pem").write_text("not a certificate")
+    with pytest.raises(BadInput, match="not a PEM certificate bundle"):
+        check_ca_bundle(str(tmp_path / "x.pem"))
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def test_a_directory_without_a_project_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BadInput, match=r"no pyproject\.toml or setup\.py"):
+        check_project(tmp_path)
+    with pytest.raises(BadInput, match="not a directory"):
+        check_project(tmp_path / "missing")
+    assert check_project(CEXT) == CEXT
+
+
+def test_selection_without_any_build_is_refused() -> None:
+    with pytest.raises(BadInput, match="has no Linux aarch64 build"):
+        check_selection(aarch64_run(), [], CEXT)
+
+
+def test_selection_of_a_kind_without_image_is_refused() -> None:
+    with pytest.raises(BadInput, match="builds cp39-musllinux_aarch64, but no musllinux"):
+        check_selection(aarch64_run(), ["cp39-manylinux_aarch64", "cp39-musllinux_aarch64"], CEXT)
+    check_selection(aarch64_run(), ["cp39-manylinux_aarch64"], CEXT)
+
+
+# --------------------------------------------------------------------------- output parsing
+
+
+def test_wheel_timings_from_cibuildwheels_output() -> None:
+    lines = [
+        (10.0, "\x1b[1m\x1b[34mBuilding cp39-manylinux_aarch64 wheel\x1b[0m\n"),
+        (11.0, "CPython 3.9 manylinux aarch64\n"),
+        (75.5, "\x1b[32m✓ \x1b[0mcp39-manylinux_aarch64 finished in 1 minute\n"),
+    ]
+    (w,) = wheel_timings(lines)
+    assert (w.identifier, w.seconds) == ("cp39-manylinux_aarch64", 65.5)
+    match_files(
+        [w],
+        [
+            "x-0.1.0-cp39-cp39-manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
+            "x-0.1.0-cp39-cp39-manylinux_2_17_ppc64le.manylinux2014_ppc64le.whl",
+        ],
+    )
+    assert w.files == ["x-0.1.0-cp39-cp39-manylinux_2_17_aarch64.manylinux2014_aarch64.whl"]
+
+
+# --------------------------------------------------------------------------- orchestration
+
+STAND_IN = """\
+#!{python}
+import os, sys, pathlib
+arch = os.environ["CIBW_ARCHS_LINUX"]
+if "--print-build-identifiers" in sys.argv:
+    print(f"cp39-manylinux_{{arch}}")
+    sys.exit(0)
+out = pathlib.Path(sys.argv[sys.argv.index("--output-dir") + 1])
+print(f"Building cp39-manylinux_{{arch}} wheel", flush=True)
+if os.environ.get("STAND_IN_FAIL") == arch:
+    print("error: test-command failed: 1 failed, 2 passed")
+    sys.exit(1)
+(out / f"x-0.1.0-cp39-cp39-manylinux_2_17_{{arch}}.whl").write_text("wheel")
+print(f"✓ cp39-manylinux_{{arch}} finished in 2 seconds")
+"""
+
+
+@pytest.fixture
+def stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XARCH_BUILD_DIR", str(tmp_path / "build"))  # the logs go there
+    exe = tmp_path / "cibuildwheel"
+    exe.write_text(STAND_IN.format(python=sys.executable))
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    return exe
+
+
+def pushed(tmp_path: Path, cfg: Config) -> Path:
+    report = tmp_path / "report.json"
+    images = [
+        {
+            "target": t.name,
+            "ref": helper_ref(cfg, t, t.tags[0]),
+            "digest": f"sha256:{str(i) * 64}",
+            "platform": t.arch.platform,
+        }
+        for i, t in enumerate(cfg.targets)
+    ]
+    write_push_record(cfg, {"registry": cfg.registry.address, "images": images}, report)
+    return report
+
+
+def test_wheels_reach_output_and_the_report_when_every_run_passed(
+    tmp_path: Path, stand_in: Path
+) -> None:
+    cfg = config(tmp_path, [("manylinux2014", "aarch64"), ("manylinux2014", "ppc64le")])
+    report = pushed(tmp_path, cfg)
+    out = tmp_path / "wheelhouse"
+    outcome = build_wheels(
+        cfg,
+        project=CEXT,
+        output=out,
+        report=report,
+        environ={"PATH": "/usr/bin:/bin"},
+        cibuildwheel_exe=stand_in,
+        log=lambda _: None,
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "x-0.1.0-cp39-cp39-manylinux_2_17_aarch64.whl",
+        "x-0.1.0-cp39-cp39-manylinux_2_17_ppc64le.whl",
+    ]
+    assert outcome.ok
+    section = read_report(report)["wheels"]
+    assert section["ok"] is True
+    assert [r["arch"] for r in section["runs"]] == ["aarch64", "ppc64le"]
+    assert section["runs"][0]["images"] == {
+        "CIBW_MANYLINUX_AARCH64_IMAGE": f"127.0.0.1:5000/xarch/manylinux2014@sha256:{'0' * 64}"
+    }
+    assert section["runs"][0]["wheels"][0]["identifier"] == "cp39-manylinux_aarch64"
+    assert not list(tmp_path.glob(".xarch-wheels-*"))  # staging removed
+
+
+def test_a_failing_run_leaves_output_untouched_and_shows_the_log_tail(
+    tmp_path: Path, stand_in: Path
+) -> None:
+    cfg = config(tmp_path, [("manylinux2014", "aarch64"), ("manylinux2014", "ppc64le")])
+    report = pushed(tmp_path, cfg)
+    out = tmp_path / "wheelhouse"
+    out.mkdir()
+    (out / "old.whl").write_text("kept")
+    with pytest.raises(WheelBuildError) as e:
+        build_wheels(
+            cfg,
+            project=CEXT,
+            output=out,
+            report=report,
+            environ={"PATH": "/usr/bin:/bin", "STAND_IN_FAIL": "ppc64le"},
+            cibuildwheel_exe=stand_in,
+            log=lambda _: None,
+        )
+    assert e.value.exit_code == 1
+    assert "cibuildwheel failed for ppc64le" in str(e.value)
+    assert "test-command failed: 1 failed, 2 passed" in str(e.value)
+    assert (tmp_path / "build/wheels/2-ppc64le.log").is_file()
+    # The aarch64 wheel that was built is not in the output either.
+    assert [p.name for p in out.iterdir()] == ["old.whl"]
+    section = read_report(report)["wheels"]
+    assert section["ok"] is False and section["written"] == []
+    assert [r["status"] for r in section["runs"]] == ["ok", "failed"]
+
+
+def test_a_target_never_pushed_is_refused_before_any_build(tmp_path: Path, stand_in: Path) -> None:
+    cfg = config(tmp_path, [("manylinux2014", "aarch64")])
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({}))
+    with pytest.raises(NotPushed, match="push-images"):
+        build_wheels(
+            cfg,
+            project=CEXT,
+            output=tmp_path / "out",
+            report=report,
+            environ={},
+            cibuildwheel_exe=stand_in,
+            log=lambda _: None,
+        )
+    assert not (tmp_path / "out").exists()
