@@ -3,29 +3,45 @@
 Every run points DOCKER_HOST at a socket that does not exist: a config error must be
 reported as such (exit 2, file and key path on stderr) before any docker call, and a
 valid config must get as far as the engine and fail there (exit 1) with advice.
+
+Every task of the collection (``ns.task_names``, not a list kept here) is checked for
+its ``--help`` (its docstring, every flag with its help text) and its line in
+``invoke --list`` and ``xarch --list``. None of this needs Docker.
 """
 
 from __future__ import annotations
 
+import copy
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from invoke.parser import Argument
+from invoke.tasks import Task
+
+from xarch.cli.tasks import ns
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NO_DOCKER = "unix:///nonexistent/docker.sock"
-TASKS = [
-    "build-images",
-    "push-images",
-    "test-images",
-    "registry-up",
-    "registry-down",
-    "registry-status",
-    "report",
-]
+#: Every task, asked of the collection itself (never a hand-kept list).
+TASKS = sorted(ns.task_names)
+
+
+def _arguments(task: Task[Any]) -> list[Argument]:
+    # Task.get_arguments() pops each help text off task.help as it builds the
+    # Argument: ask a copy, so that the collection keeps them for whoever asks next.
+    probe = copy.copy(task)
+    probe.help = dict(task.help)
+    return probe.get_arguments()
+
+
+#: task -> its arguments, read once at collection, before any test runs a Program.
+ARGUMENTS = {name: _arguments(ns[name]) for name in TASKS}
 DIGEST = "sha256:" + "ab" * 32
 
 
@@ -184,33 +200,111 @@ def test_push_images_without_engine(tmp_path: Path, config: str) -> None:
     assert "DOCKER_HOST" in r.stderr
 
 
-def test_list_shows_every_task_with_help(tmp_path: Path) -> None:
-    r = invoke("--list", tmp_path=tmp_path)
-    assert r.returncode == 0, r.stderr
-    lines = {line.split(maxsplit=1)[0]: line for line in r.stdout.splitlines() if line.strip()}
-    for name in TASKS:
-        assert name in lines, f"{name} not listed:\n{r.stdout}"
-        help_text = lines[name].split(maxsplit=1)[1:]
-        assert help_text and help_text[0].strip(), f"{name} has no help text"
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
-@pytest.mark.parametrize(
-    ("task", "options"),
-    [
-        ("build-images", ["--config", "--target", "--no-cache", "--allow-unpinned"]),
-        ("push-images", ["--config", "--target"]),
-        ("test-images", ["--config", "--target", "--junit", "--binfmt-mode"]),
-        ("registry-up", ["--port", "--state-dir", "--htpasswd"]),
-        ("registry-down", ["--state-dir", "--purge"]),
-        ("registry-status", ["--state-dir", "--json"]),
-        ("report", ["--json", "--path"]),
-    ],
-)
-def test_task_help(tmp_path: Path, task: str, options: list[str]) -> None:
+def _same_text(shown: str, expected: str) -> bool:
+    """Equal but for whitespace: invoke wraps help text, also after a hyphen."""
+    return "".join(shown.split()) == "".join(expected.split())
+
+
+def _first_line(task: Task[Any]) -> str:
+    doc = (task.__doc__ or "").strip()
+    return doc.splitlines()[0].strip() if doc else ""
+
+
+def _listed(stdout: str) -> dict[str, str]:
+    """Task name -> its help in `--list` output, with the wrapped lines joined."""
+    out: dict[str, str] = {}
+    name = None
+    for line in stdout.splitlines():
+        if re.match(r"^  \S", line):  # "  name   help..." starts an entry
+            name, _, text = line.strip().partition(" ")
+            out[name] = text
+        elif name is not None and line.startswith("    ") and line.strip():
+            out[name] += " " + line.strip()
+        else:
+            name = None
+    return {k: _one_line(v) for k, v in out.items()}
+
+
+def _options(stdout: str) -> dict[str, str]:
+    """Long flag -> its help text in a task's `--help`, wrapped lines joined."""
+    out: dict[str, str] = {}
+    section = stdout.partition("Options:\n")[2]
+    flag = None
+    for line in section.splitlines():
+        # "  -c STRING, --config=STRING   help", "  -f [STRING], --from-x[=STRING]   help"
+        m = re.match(r"^  (?:-\w(?: \[?\w+\]?)?, )?--([\w-]+)(?:\[?=\w+\]?)?(?:\s+(.*))?$", line)
+        if m:
+            flag = m.group(1)
+            out[flag] = m.group(2) or ""
+        elif flag is not None and line.strip():
+            out[flag] += " " + line.strip()
+    return {k: _one_line(v) for k, v in out.items()}
+
+
+def _flag(argument: Argument) -> str:
+    """The long flag invoke shows for an argument (``json_`` is ``--json``)."""
+    return str(argument.names[0])
+
+
+def test_the_collection_has_every_task() -> None:
+    # A floor, so that an empty or half-loaded collection cannot pass the tests below.
+    assert len(TASKS) >= 18
+    assert {"build-images", "push-images", "test-images", "doctor", "bench"} <= set(TASKS)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_has_a_docstring_and_help_for_every_flag(task: str) -> None:
+    t = ns[task]
+    assert _first_line(t), f"{task}: no docstring (its first line is the --list help)"
+    # get_arguments() itself refuses help for a parameter the task does not take.
+    missing = [_flag(a) for a in ARGUMENTS[task] if not (a.help or "").strip()]
+    assert not missing, f"{task}: no help text for --{', --'.join(missing)} (task(help={{...}}))"
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_task_help(tmp_path: Path, task: str) -> None:
+    t = ns[task]
     r = invoke(task, "--help", tmp_path=tmp_path)
     assert r.returncode == 0, r.stderr
     assert f"Usage: inv[oke] [--core-opts] {task}" in r.stdout
-    assert "Docstring:" in r.stdout
-    for option in options:
-        assert option in r.stdout
+    docstring = _one_line(r.stdout.partition("Docstring:")[2].partition("Options:")[0])
+    assert "".join(docstring.split()).startswith("".join(_first_line(t).split())), r.stdout
+    shown = _options(r.stdout)
+    for argument in ARGUMENTS[task]:
+        flag = _flag(argument)
+        assert flag in shown, f"{task} --help does not show --{flag}:\n{r.stdout}"
+        assert _same_text(shown[flag], argument.help or ""), f"--{flag}: {shown[flag]!r}"
+    assert set(shown) == {_flag(a) for a in ARGUMENTS[task]}
     assert "TODO" not in r.stdout
+
+
+def test_list_shows_every_task_with_its_one_line_help(tmp_path: Path) -> None:
+    r = invoke("--list", tmp_path=tmp_path)
+    assert r.returncode == 0, r.stderr
+    listed = _listed(r.stdout.partition("Available tasks:")[2])
+    assert sorted(listed) == TASKS, r.stdout
+    for task in TASKS:
+        assert _same_text(listed[task], _first_line(ns[task])), f"{task}: {listed[task]!r}"
+
+
+def test_console_script_lists_the_same_tasks(tmp_path: Path) -> None:
+    # `python -m xarch` runs the console script's Program (xarch.cli.main), from
+    # outside the checkout so that no tasks.py can be picked up.
+    r = subprocess.run(
+        [sys.executable, "-m", "xarch", "--list"],
+        cwd=tmp_path,
+        env={**os.environ, "DOCKER_HOST": NO_DOCKER},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    listed = _listed(r.stdout.partition("Subcommands:")[2])
+    assert sorted(listed) == TASKS, r.stdout
+    for task in TASKS:
+        assert _same_text(listed[task], _first_line(ns[task])), f"{task}: {listed[task]!r}"
