@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,10 +13,11 @@ from typing import Any, TypeVar
 
 from invoke.collection import Collection
 from invoke.context import Context
-from invoke.exceptions import Exit
+from invoke.exceptions import Exit, Failure, ParseError
 from invoke.tasks import task
 
 from xarch.errors import XarchError
+from xarch.host.lock import exclusive
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,8 +29,18 @@ CONFIG_HELP = (
 TARGET_HELP = "target name from the config; repeat for several (default: all)"
 
 
+DEBUG_ENV = "XARCH_DEBUG"
+
+
 def user_errors(fn: F) -> F:
-    """Turn XarchError into a message on stderr and the error's exit code."""
+    """The one error handler of every task.
+
+    An XarchError becomes its message on stderr and its exit code (2: bad input,
+    nothing changed; 1: an operation failed). An OSError that no module turned into an
+    XarchError (a full disk, a permission) becomes its message and exit 1. Anything else
+    is a bug in xarch: one line naming it, exit 1, and the traceback with XARCH_DEBUG=1.
+    Invoke's own Exit, Failure and ParseError, and KeyboardInterrupt, pass through.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -37,8 +49,32 @@ def user_errors(fn: F) -> F:
         except XarchError as e:
             sys.stdout.flush()
             raise Exit(f"error: {e}", code=e.exit_code) from None
+        except (Exit, Failure, ParseError):
+            raise
+        except OSError as e:
+            if os.environ.get(DEBUG_ENV) == "1":
+                raise
+            sys.stdout.flush()
+            raise Exit(f"error: {describe_os_error(e)}", code=1) from None
+        except Exception as e:  # the single handler: every bug ends here, named
+            if os.environ.get(DEBUG_ENV) == "1":
+                raise
+            sys.stdout.flush()
+            raise Exit(
+                f"error: {type(e).__name__}: {e}\n"
+                f"  this is a bug in xarch, please report it "
+                f"({DEBUG_ENV}=1 shows the traceback)",
+                code=1,
+            ) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def describe_os_error(e: OSError) -> str:
+    """The reason and the file ("No space left on device: /var/x"), not "[Errno 28] ..."."""
+    reason = e.strerror or str(e) or type(e).__name__
+    files = [str(f) for f in (e.filename, e.filename2) if f is not None]
+    return f"{reason}: {' -> '.join(files)}" if files else reason
 
 
 def _load(config: str, allow_unpinned: bool = False) -> Any:
@@ -57,6 +93,7 @@ def _load(config: str, allow_unpinned: bool = False) -> Any:
     iterable=["target"],
 )
 @user_errors
+@exclusive()
 def build_images(
     c: Context,
     config: str = DEFAULT_CONFIG,
@@ -76,6 +113,7 @@ def build_images(
     iterable=["target"],
 )
 @user_errors
+@exclusive()
 def push_images(c: Context, config: str = DEFAULT_CONFIG, target: list[str] | None = None) -> None:
     """Push per-arch helper images, then one verified multi-arch index per family and tag."""
     from xarch.publish.push import push_images as run
@@ -96,6 +134,7 @@ def push_images(c: Context, config: str = DEFAULT_CONFIG, target: list[str] | No
     iterable=["target"],
 )
 @user_errors
+@exclusive()
 def test_images(
     c: Context,
     config: str = DEFAULT_CONFIG,
@@ -127,6 +166,7 @@ def test_images(
     }
 )
 @user_errors
+@exclusive()
 def registry_up(
     c: Context, port: int = 5000, state_dir: str | None = None, htpasswd: str | None = None
 ) -> None:
@@ -148,6 +188,7 @@ def registry_up(
     }
 )
 @user_errors
+@exclusive()
 def registry_down(c: Context, state_dir: str | None = None, purge: bool = False) -> None:
     """Stop the embedded registry; its storage is kept unless --purge."""
     from xarch.model.paths import state_dir as default_state
@@ -237,6 +278,7 @@ ARCH_HELP = "architecture (aarch64 ppc64le s390x armv7l riscv64, or all); repeat
     iterable=["arch"],
 )
 @user_errors
+@exclusive()
 def binfmt_install(
     c: Context,
     config: str = DEFAULT_CONFIG,
@@ -257,6 +299,7 @@ def binfmt_install(
 
 @task(help={"arch": ARCH_HELP}, iterable=["arch"])
 @user_errors
+@exclusive()
 def binfmt_uninstall(c: Context, arch: list[str] | None = None) -> None:
     """Remove the qemu-<arch> handlers named (and xarch's persisted files for them)."""
     from xarch.host.emulators import uninstall
@@ -350,6 +393,7 @@ def pull_images(
     }
 )
 @user_errors
+@exclusive(unless="dry_run")
 def provision_runner(
     c: Context,
     config: str = DEFAULT_CONFIG,
@@ -430,6 +474,7 @@ DIGESTS_HELP = "directory of the per-target digest files (CI artifacts)"
     iterable=["target"],
 )
 @user_errors
+@exclusive()
 def push_arch(
     c: Context,
     config: str = DEFAULT_CONFIG,
@@ -451,6 +496,7 @@ def push_arch(
     iterable=["family"],
 )
 @user_errors
+@exclusive()
 def push_index(
     c: Context,
     config: str = DEFAULT_CONFIG,
@@ -475,6 +521,7 @@ def push_index(
     optional=["from_cibuildwheel"],
 )
 @user_errors
+@exclusive(unless="check")
 def pin(
     c: Context,
     config: str = DEFAULT_CONFIG,
@@ -516,6 +563,7 @@ def pin(
     iterable=["target"],
 )
 @user_errors
+@exclusive()
 def bench(
     c: Context,
     config: str = DEFAULT_CONFIG,
