@@ -462,7 +462,8 @@ def test_key_comparison_names_a_key_added_to_the_loader(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     objects = {frozenset(o["properties"]) for _, o in schema_objects(SCHEMA)}
-    added = [c for c in loader_key_sets(source) if c.keys not in objects]
+    # Only the edited call: keys other engineers are adding right now may be missing too.
+    added = [c for c in loader_key_sets(source) if c.keys not in objects and "address" in c.keys]
     assert [sorted(c.keys) for c in added] == [["address", "insecure", "mirror", "namespace"]]
     near = _closest(added[0].keys, list(objects))
     assert _difference(added[0].keys, near, "the schema") == ("missing from the schema: mirror")
