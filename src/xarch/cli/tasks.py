@@ -293,8 +293,7 @@ def binfmt_install(
     cfg = _load(config, allow_unpinned=True)
     outcomes = install(cfg.qemu, arch or [], flags=flags, persist=persist, force=force)
     for o in outcomes:
-        extra = f", persisted in {o.persisted}" if o.persisted else ""
-        print(f"{o.arch}: {o.action} ({o.name}: {o.interpreter}, flags {o.flags}){extra}")
+        print(o.summary())
 
 
 @task(help={"arch": ARCH_HELP}, iterable=["arch"])

@@ -3,9 +3,11 @@ binfmt_misc handlers for them, directly on the host, as root.
 
 Defaults are the safe ones: flag F (the kernel opens the interpreter once, so it
 works in every container and chroot), no C/O unless asked for. An identical
-registration is left alone; a different handler for the same architecture is
-refused unless --force. Nothing is written to /proc/sys/fs/binfmt_misc until
+registration is left alone, or enabled when it is disabled (a test fixture or an
+admin disabled it: it is still ours); a different handler for the same architecture
+is refused unless --force. Nothing is written to /proc/sys/fs/binfmt_misc until
 every argument, the emulators and the existing handlers have been checked.
+:func:`plan_handler` is that comparison, for install() and provision-runner alike.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from xarch.errors import BadInput, FetchError
+from xarch.errors import BadInput, BinfmtError, FetchError
 from xarch.host import binfmt, qemu
 from xarch.model.arch import ARCHES, Arch, get_arch, host_arch
 from xarch.model.config import QemuPin
@@ -44,6 +46,90 @@ class HandlerOutcome:
     interpreter: str
     flags: str
     persisted: str  # "" | path of the binfmt.d file
+
+    def summary(self) -> str:
+        """One line for the user: ``aarch64: enabled existing handler qemu-aarch64 (...)``."""
+        what = _ACTION_WORDS.get(self.action, self.action)
+        extra = f", persisted in {self.persisted}" if self.persisted else ""
+        return (
+            f"{self.arch}: {what} {self.name} (interpreter {self.interpreter}, "
+            f"flags {self.flags or '-'}){extra}"
+        )
+
+
+_ACTION_WORDS = {
+    "registered": "registered handler",
+    "unchanged": "unchanged handler",
+    "enabled": "enabled existing handler",
+    "replaced": "replaced existing handlers with",
+}
+
+
+@dataclass(frozen=True)
+class HandlerPlan:
+    """What binfmt-install does for one architecture, decided from the entries alone.
+
+    ``identical``: an entry registered exactly as wanted (name, interpreter, flags,
+    magic, mask), enabled or not. ``conflicts``: the entries --force must remove first:
+    an enabled handler for the architecture that differs (it would compete with ours),
+    or a different entry holding our name (enabled or disabled). Disabled handlers under
+    other names are left alone: the kernel never uses them.
+    """
+
+    arch: Arch
+    want: binfmt.BinfmtEntry
+    identical: binfmt.BinfmtEntry | None
+    conflicts: tuple[binfmt.BinfmtEntry, ...]
+
+    @property
+    def action(self) -> str:
+        """unchanged | enable | register | replace"""
+        if self.conflicts:
+            return "replace"
+        if self.identical is None:
+            return "register"
+        return "unchanged" if self.identical.enabled else "enable"
+
+    def problems(self) -> list[str]:
+        """One line per conflict, for the refusal without --force."""
+        return [
+            f"{self.arch.name}: existing handler {e.name!r} "
+            f"({'enabled' if e.enabled else 'disabled'}, interpreter {e.interpreter or '?'}, "
+            f"flags {e.flags or '-'})"
+            for e in self.conflicts
+        ]
+
+
+def plan_handler(
+    arch: Arch, want: binfmt.BinfmtEntry, entries: list[binfmt.BinfmtEntry]
+) -> HandlerPlan:
+    """Compare the entry wanted for ``arch`` with the host's entries (pure)."""
+    matching = [e for e in entries if e.name == want.name or e.matches(arch)]
+    identical = next((e for e in matching if e.same_registration(want)), None)
+    conflicts = tuple(
+        e for e in matching if not e.same_registration(want) and (e.enabled or e.name == want.name)
+    )
+    return HandlerPlan(arch=arch, want=want, identical=identical, conflicts=conflicts)
+
+
+def apply_plan(plan: HandlerPlan, root: Path = binfmt.BINFMT_DIR, log: Log = print) -> str:
+    """Carry a plan out; returns the outcome's action (unchanged | enabled | registered
+    | replaced). Conflicts are removed first; an identical entry is kept (enabled if
+    it was disabled) rather than registered again."""
+    name = plan.want.name
+    for e in plan.conflicts:
+        binfmt.unregister(e.name, root, log=log)
+    if plan.identical is None:
+        binfmt.register(name, plan.arch, plan.want.interpreter, plan.want.flags, root, log=log)
+    elif not plan.identical.enabled:
+        binfmt.set_enabled(name, True, root, log=log)
+    elif not plan.conflicts:
+        log(f"  {plan.arch.name}: {name} already registered identically; left alone")
+    if plan.conflicts:
+        return "replaced"
+    if plan.identical is None:
+        return "registered"
+    return "unchanged" if plan.identical.enabled else "enabled"
 
 
 def resolve_arches(names: list[str], pin: QemuPin | None = None) -> list[Arch]:
@@ -89,7 +175,7 @@ def _require_binfmt(root: Path, log: Log) -> None:
         return
     try:
         binfmt.mount(root, log=log)
-    except Exception as e:  # the kernel said no: report it as unavailable
+    except BinfmtError as e:  # mount failed or the kernel said no: unavailable here
         raise BadInput(
             f"binfmt_misc is not available at {root} and mounting it failed ({e}).\n"
             "  Load the module (`modprobe binfmt_misc`) or enable CONFIG_BINFMT_MISC; "
@@ -169,49 +255,16 @@ def install(
             log(FLAGS_WARNING.format(flag=flag))
             break
     # Plan: compare what we want with what is there, per architecture.
-    wanted: dict[str, binfmt.BinfmtEntry] = {}
-    conflicts: dict[str, list[binfmt.BinfmtEntry]] = {}
-    identical: dict[str, binfmt.BinfmtEntry | None] = {}
-    problems: list[str] = []
     entries = binfmt.list_entries(root)
-    for a in arches:
-        interpreter = str(emulator_path(a, install_dir))
-        line = binfmt.registration_line(a.binfmt_name, a, interpreter, flags)
-        want = binfmt.parse_entry(a.binfmt_name, _entry_text(line))
-        wanted[a.name] = want
-        matching = [e for e in entries if e.name == want.name or e.matches(a)]
-        identical[a.name] = next((e for e in matching if e.same_registration(want)), None)
-        # Another enabled handler would compete with ours; one with our name blocks it.
-        conflicts[a.name] = [
-            e
-            for e in matching
-            if not e.same_registration(want) and (e.enabled or e.name == want.name)
-        ]
-        for e in conflicts[a.name]:
-            state = "enabled" if e.enabled else "disabled"
-            problems.append(
-                f"{a.name}: existing handler {e.name!r} ({state}, interpreter {e.interpreter}, "
-                f"flags {e.flags or '-'})"
-            )
+    plans = [plan_handler(a, wanted_entry(a, flags, install_dir), entries) for a in arches]
+    problems = [p for plan in plans for p in plan.problems()]
     if problems and not force:
         raise conflict_error(problems)
     installed = install_emulators(pin, arches, install_dir, log)
     outcomes: list[HandlerOutcome] = []
-    for a in arches:
-        want = wanted[a.name]
-        same = identical[a.name]
-        if same is not None and not conflicts[a.name]:
-            if same.enabled:
-                action = "unchanged"
-                log(f"  {a.name}: {want.name} already registered identically; left alone")
-            else:
-                binfmt.set_enabled(want.name, True, root, log=log)
-                action = "enabled"
-        else:
-            for e in conflicts[a.name]:
-                binfmt.unregister(e.name, root, log=log)
-            binfmt.register(a.binfmt_name, a, str(installed[a.name]), flags, root, log=log)
-            action = "replaced" if conflicts[a.name] else "registered"
+    for a, plan in zip(arches, plans, strict=True):
+        want = plan.want
+        action = apply_plan(plan, root, log)
         persisted = ""
         if persist:
             persisted = str(_persist(a, want.registration_line(), persist_dir, log))

@@ -321,22 +321,11 @@ def _binfmt_steps(
     pin = config.qemu
     problems: list[str] = []
     for a in runner_arches(config):
-        want = hostemu.wanted_entry(a, "F", install_dir)
+        plan = hostemu.plan_handler(a, hostemu.wanted_entry(a, "F", install_dir), entries)
+        want = plan.want
         dest = hostemu.emulator_path(a, install_dir)
         conf = hostemu.persist_path(a, persist_dir)
-        matching = [e for e in entries if e.name == want.name or e.matches(a)]
-        same = next((e for e in matching if e.same_registration(want)), None)
-        conflicts = [
-            e
-            for e in matching
-            if not e.same_registration(want) and (e.enabled or e.name == want.name)
-        ]
-        for e in conflicts:
-            problems.append(
-                f"{a.name}: existing handler {e.name!r} "
-                f"({'enabled' if e.enabled else 'disabled'}, interpreter {e.interpreter}, "
-                f"flags {e.flags or '-'})"
-            )
+        problems += plan.problems()
         todo: list[str] = []
         commands: list[str] = []
         if not (dest.is_file() and qemu.sha256_file(dest) == pin.sha256_for(a)):
@@ -345,14 +334,16 @@ def _binfmt_steps(
                 todo.append(f"fetch {a.qemu_binary} (QEMU {pin.version})")
             todo.append(f"install it at {dest}")
             commands.append(f"install -m 0755 {cached} {dest}")
-        if same is None or conflicts:
-            verb = "replace" if conflicts else "register"
-            todo.append(f"{verb} the binfmt handler {want.name} (flags {want.flags})")
-            commands += [f"echo -1 > {root / e.name}" for e in conflicts]
+        if plan.action == "replace":
+            todo.append(f"replace the binfmt handler {want.name} (flags {want.flags})")
+            commands += [f"echo -1 > {root / e.name}" for e in plan.conflicts]
+        if plan.identical is None and plan.action in ("register", "replace"):
+            if plan.action == "register":
+                todo.append(f"register the binfmt handler {want.name} (flags {want.flags})")
             line = binfmt.registration_line(want.name, a, want.interpreter, want.flags)
             commands.append(f"echo '{line}' > {root / 'register'}")
-        elif not same.enabled:
-            todo.append(f"enable the binfmt handler {want.name}")
+        elif plan.identical is not None and not plan.identical.enabled:
+            todo.append(f"enable the existing binfmt handler {want.name}")
             commands.append(f"echo 1 > {root / want.name}")
         content = hostemu.persist_content(want.registration_line())
         if not (conf.is_file() and conf.read_text() == content):
@@ -380,7 +371,7 @@ def _binfmt_steps(
                 persist_dir=persist_dir,
                 log=log,
             )
-            log(f"  {o.arch}: {o.action} ({o.name}: {o.interpreter}, flags {o.flags})")
+            log(f"  {o.summary()}")
 
         steps.append(
             Step(f"{a.name}: " + "; ".join(todo), ok=False, commands=commands, apply=apply)
