@@ -286,12 +286,15 @@ class RegistryClient:
         """Explicit auth, else docker's credential store (looked up once, lazily)."""
         if not self._auth_looked_up:
             self._auth_looked_up = True
-            try:
-                import docker.auth
+            import docker.auth
+            import docker.errors
 
+            try:
                 cfg = docker.auth.load_config()
                 entry = docker.auth.resolve_authconfig(cfg, self.registry)
-            except Exception as e:  # a broken credential helper must not leak anything
+            # docker wraps a failing credential helper (StoreError) and a malformed
+            # config.json in DockerException; the note names the type, never a secret.
+            except (docker.errors.DockerException, OSError, ValueError) as e:
                 self._auth_note = (
                     f"docker's credential store could not be read ({type(e).__name__})"
                 )
