@@ -1,7 +1,17 @@
 """One error hierarchy for every failure a user should read.
 
-Each class carries the process exit code the task layer uses: 2 for bad input
-(nothing was changed), 1 for an operation that failed.
+Each class carries the process exit code the task layer uses:
+
+- 2 (``BadInput`` and its subclasses): input the user can fix without retrying
+  anything, a config, a flag, a pin; nothing was changed.
+- 1 (everything else): an operation failed or a step it needs is missing: the
+  daemon or a registry does not answer or refuses, a download failed, a build or
+  a verification failed, an image is not built yet (``NotBuilt``: the config is
+  right, build-images has not run), a push is not recorded (``NotPushed``), a state
+  file xarch wrote is unreadable (``CorruptState``). Retrying after the step the
+  message names succeeds.
+
+One condition, one class, everywhere; the CLI catches them once.
 """
 
 from __future__ import annotations
@@ -50,7 +60,34 @@ class ChecksumMismatch(XarchError):
 
 
 class FetchError(XarchError):
-    """An emulator or other input could not be obtained."""
+    """An emulator or other pinned file could not be downloaded (network, mirror,
+    apt): exit 1, retry when the source answers. A download that arrives with the
+    wrong sha256 is ``ChecksumMismatch`` instead."""
+
+
+class NotBuilt(XarchError):
+    """An image a task needs is not in the local engine (or lacks xarch's labels):
+    run `invoke build-images` first. Exit 1: the input is right, a step is missing."""
+
+
+class NotPushed(XarchError):
+    """The report holds no push record (or no digest) for this config's images:
+    run `invoke push-images` (or pass --report PATH) first. Exit 1, like NotBuilt."""
+
+
+class CorruptState(XarchError):
+    """A file xarch wrote and reads back (the report, digest files, caches) cannot be
+    read; the message names it and says to move it away. Nothing was changed or
+    overwritten."""
+
+
+class DaemonError(XarchError):
+    """The Docker daemon refused or failed an operation that is not a build, push
+    or pull (tag, remove, start a container). ``detail`` is the daemon's words."""
+
+    def __init__(self, text: str, detail: str = "") -> None:
+        super().__init__(text)
+        self.detail = detail or text
 
 
 class BuildError(XarchError):
@@ -66,6 +103,11 @@ class BinfmtError(XarchError):
 
 
 class TestFailure(XarchError):
-    """An image verification failed."""
+    """An image verification failed: the image exists but does not do or carry what
+    the config says (wrong platform, wrong labels, a failing suite)."""
 
     __test__ = False  # not a pytest test class
+
+
+class BenchError(XarchError):
+    """The benchmark could not run (a prerequisite is missing, or a workload failed)."""

@@ -23,7 +23,7 @@ from xarch.ci.workflows import (
     unpinned_refs,
     write_files,
 )
-from xarch.errors import BadInput, XarchError
+from xarch.errors import BadInput, NotPushed
 from xarch.model.config import Config, load_config
 
 REGISTRY = "registry.example.org:5000"
@@ -79,37 +79,46 @@ installer:
 """
 
 
+def record(rep: dict[str, Any]) -> dict[str, Any]:
+    """The one push record of a report made by report()."""
+    [only] = rep["pushes"].values()
+    assert isinstance(only, dict)
+    return only
+
+
 def report(registry: str = REGISTRY) -> dict[str, Any]:
     name = f"{registry}/xarch/manylinux2014"
     return {
-        "push": {
-            "registry": registry,
-            "images": [
-                {
-                    "target": f"manylinux2014_{a}",
-                    "ref": f"{name}:2026.08.15-1-{a}",
-                    "digest": d,
-                    "platform": PLATFORMS[a],
-                }
-                for a, d in IMAGES.items()
-            ],
-            "indexes": [
-                {
-                    "family": "manylinux2014",
-                    "ref": f"{name}:2026.08.15-1",
-                    "digest": digest("f"),
-                    "manifests": [],
-                },
-                {
-                    "family": "binfmt",
-                    "ref": f"{registry}/xarch/binfmt:qemu-7.2",
-                    "digest": INSTALLER_INDEX,
-                    "manifests": [
-                        {"digest": digest("7"), "platform": "linux/amd64"},
-                        {"digest": digest("8"), "platform": "linux/arm64/v8"},
-                    ],
-                },
-            ],
+        "pushes": {
+            f"{registry}/xarch": {
+                "registry": registry,
+                "images": [
+                    {
+                        "target": f"manylinux2014_{a}",
+                        "ref": f"{name}:2026.08.15-1-{a}",
+                        "digest": d,
+                        "platform": PLATFORMS[a],
+                    }
+                    for a, d in IMAGES.items()
+                ],
+                "indexes": [
+                    {
+                        "family": "manylinux2014",
+                        "ref": f"{name}:2026.08.15-1",
+                        "digest": digest("f"),
+                        "manifests": [],
+                    },
+                    {
+                        "family": "binfmt",
+                        "ref": f"{registry}/xarch/binfmt:qemu-7.2",
+                        "digest": INSTALLER_INDEX,
+                        "manifests": [
+                            {"digest": digest("7"), "platform": "linux/amd64"},
+                            {"digest": digest("8"), "platform": "linux/arm64/v8"},
+                        ],
+                    },
+                ],
+            }
         }
     }
 
@@ -297,26 +306,36 @@ def test_no_installer_section_says_build_and_push_the_installer_first(
 
 def test_no_installer_in_the_report_says_build_and_push_it_first(config: Config) -> None:
     rep = report()
-    rep["push"]["indexes"] = [i for i in rep["push"]["indexes"] if i["family"] != "binfmt"]
-    with pytest.raises(XarchError, match="build and push the installer first") as err:
+    record(rep)["indexes"] = [i for i in record(rep)["indexes"] if i["family"] != "binfmt"]
+    with pytest.raises(NotPushed, match="build and push the installer first") as err:
         plan_ci(config, rep, report_file=Path("r.json"))
     assert "--target binfmt-installer" in str(err.value)
 
 
 def test_a_target_without_a_pushed_digest_is_refused(config: Config) -> None:
     rep = report()
-    rep["push"]["images"] = rep["push"]["images"][:-1]
-    with pytest.raises(XarchError, match=r"no pushed digest .* manylinux2014_s390x"):
+    record(rep)["images"] = record(rep)["images"][:-1]
+    with pytest.raises(NotPushed, match=r"no pushed digest .* manylinux2014_s390x"):
         plan_ci(config, rep, report_file=Path("r.json"))
 
 
-def test_a_report_of_another_registry_is_refused(config: Config) -> None:
-    with pytest.raises(BadInput, match="records a push to"):
+def test_a_report_of_another_registry_has_no_record_for_this_config(config: Config) -> None:
+    with pytest.raises(NotPushed, match=r"no pushed images recorded for .* holds pushes to other"):
         plan_ci(config, report("other.example.org"), report_file=Path("r.json"))
 
 
+def test_the_record_of_this_config_is_used_among_others(config: Config) -> None:
+    rep = report()
+    other = report("other.example.org")
+    record(other)["images"][0]["digest"] = digest("0")
+    rep["pushes"].update(other["pushes"])
+    plan = plan_ci(config, rep, report_file=Path("r.json"))
+    assert digest("0") not in {w.image.digest for w in plan.wheel_images}
+    assert IMAGES["aarch64"] in {w.image.digest for w in plan.wheel_images}
+
+
 def test_no_report_says_push_first(config: Config) -> None:
-    with pytest.raises(XarchError, match="push-images"):
+    with pytest.raises(NotPushed, match="push-images"):
         plan_ci(config, {}, report_file=Path("r.json"))
 
 
@@ -355,7 +374,7 @@ def test_existing_files_are_not_overwritten_without_force(config: Config, tmp_pa
     )
     assert [w.status for w in again] == ["unchanged"]
     moved = copy.deepcopy(rep)
-    moved["push"]["images"][0]["digest"] = digest("0")
+    record(moved)["images"][0]["digest"] = digest("0")
     before = (out / ".gitlab-ci.yml").read_text()
     with pytest.raises(BadInput, match="--force"):
         ci_config(config, "gitlab", output=out, report=moved, report_file=Path("r.json"))

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from xarch.errors import ImageNotFound
-from xarch.images.helper import L_BASE_DIGEST, L_QEMU_SHA, L_QEMU_VERSION
+from xarch.errors import NotPushed
 from xarch.model.arch import get_arch
 from xarch.model.config import Config, parse_config
+from xarch.model.naming import L_BASE_DIGEST, L_QEMU_SHA, L_QEMU_VERSION
 from xarch.publish.pull import (
     expected_labels,
     image_mismatches,
@@ -185,13 +185,16 @@ def test_bootstrapped_base_has_no_digest_to_compare() -> None:
 # ------------------------------------------------------------------- report -> digests
 
 
-def report(*rows: tuple[str, str, str]) -> dict[str, Any]:
+def report(*rows: tuple[str, str, str], key: str = "127.0.0.1:5000/xarch") -> dict[str, Any]:
+    """A report whose push record for ``key`` (the config's registry/namespace) has rows."""
     return {
-        "push": {
-            "images": [
-                {"target": target, "ref": ref, "digest": digest, "platform": "x"}
-                for target, ref, digest in rows
-            ]
+        "pushes": {
+            key: {
+                "images": [
+                    {"target": target, "ref": ref, "digest": digest, "platform": "x"}
+                    for target, ref, digest in rows
+                ]
+            }
         }
     }
 
@@ -202,7 +205,7 @@ GOOD = report(
 )
 
 
-def test_digests_come_from_the_push_section() -> None:
+def test_digests_come_from_the_configs_push_record() -> None:
     refs = pushed_refs(GOOD, CFG, CFG.targets, Path("r.json"))
     assert refs["m2014_aarch64"].ref == f"127.0.0.1:5000/xarch/m2014@{DIGEST['aarch64']}"
     assert refs["m2014_aarch64"].tag_refs == ("127.0.0.1:5000/xarch/m2014:2026.08-aarch64",)
@@ -212,8 +215,15 @@ def test_digests_come_from_the_push_section() -> None:
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({}, "no pushed images recorded"),
-        ({"build": {"targets": []}}, "no pushed images recorded"),
+        ({}, "no report at r.json"),
+        ({"build": {"targets": []}}, "no pushed images recorded for 127.0.0.1:5000/xarch"),
+        (
+            report(
+                ("m2014_aarch64", "example.org/xarch/m2014:2026.08-aarch64", DIGEST["aarch64"]),
+                key="example.org/xarch",
+            ),
+            "(it holds pushes to example.org/xarch)",
+        ),
         (
             report(("m2014_aarch64", "127.0.0.1:5000/xarch/m2014:2026.08-aarch64", "")),
             "m2014_aarch64: no digest recorded",
@@ -225,7 +235,7 @@ def test_digests_come_from_the_push_section() -> None:
     ],
 )
 def test_missing_digest_is_a_clear_error(data: dict[str, Any], message: str) -> None:
-    with pytest.raises(ImageNotFound, match="push-images") as err:
+    with pytest.raises(NotPushed, match="push-images") as err:
         pushed_refs(data, CFG, CFG.targets[:1], Path("r.json"))
     assert message in str(err.value)
     assert err.value.exit_code == 1
@@ -233,7 +243,7 @@ def test_missing_digest_is_a_clear_error(data: dict[str, Any], message: str) -> 
 
 def test_every_target_without_digest_is_named_at_once() -> None:
     only_other = report(("unrelated", "127.0.0.1:5000/xarch/x:1-aarch64", DIGEST["aarch64"]))
-    with pytest.raises(ImageNotFound) as err:
+    with pytest.raises(NotPushed) as err:
         pushed_refs(only_other, CFG, CFG.targets, Path("r.json"))
     assert "m2014_aarch64: no digest" in str(err.value)
     assert "m2014_ppc64le: no digest" in str(err.value)

@@ -21,18 +21,17 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from xarch import __version__
 from xarch.bench import emulators as emu
+from xarch.bench.results import BenchResult, ImageInfo
 from xarch.bench.runner import (
     BOX_INPUTS,
     BOX_QEMU,
     BOX_SCRATCH,
     BOX_TIMER,
-    BenchError,
     EmulatedRunner,
     Failure,
     HandlerGuard,
@@ -45,95 +44,42 @@ from xarch.bench.runner import (
     sample,
     tail,
 )
-from xarch.bench.toolkit import ImageSize, ToolkitTiming, image_sizes, toolkit_overhead
+from xarch.bench.toolkit import image_sizes, toolkit_overhead
 from xarch.bench.workloads import Plan, write_inputs
-from xarch.errors import BadInput, BinfmtError, ImageNotFound
+from xarch.errors import BadInput, BenchError, BinfmtError, NotBuilt
 from xarch.host import binfmt
-from xarch.images.helper import helper_ref, source_revision
+from xarch.images.helper import source_revision
 from xarch.model.arch import Arch
 from xarch.model.config import Config, Target
+from xarch.model.naming import helper_ref
 from xarch.model.paths import build_dir
-from xarch.oci import engine
+from xarch.oci.engine import Container, Engine
 
 Log = Callable[[str], None]
-
-#: QEMU's own default model in user mode (7.2 and 10.0), when the image sets no
-#: QEMU_CPU. For ppc64le the probe shows it: the same AT_HWCAP/AT_HWCAP2 as power9.
-QEMU_DEFAULT_CPU = {"aarch64": "max", "ppc64le": "power9"}
-
-
-@dataclass
-class ImageInfo:
-    target: str
-    arch: str
-    image: str
-    image_id: str
-    baked_cpu: str  # QEMU_CPU in the image's environment ("" = none)
-    python: str = ""
-    versions: dict[str, str] = field(default_factory=dict)
-    #: per setting key: what the emulated CPU reports (AT_PLATFORM, AT_HWCAP, AT_HWCAP2)
-    probes: dict[str, str] = field(default_factory=dict)
-    skipped: list[str] = field(default_factory=list)  # settings not run, and why
-
-    @property
-    def default_cpu(self) -> str:
-        """The model runs get when no QEMU_CPU is passed ("" when not known)."""
-        return self.baked_cpu or QEMU_DEFAULT_CPU.get(self.arch, "")
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "target": self.target,
-            "arch": self.arch,
-            "image": self.image,
-            "image_id": self.image_id,
-            "qemu_cpu_in_image": self.baked_cpu,
-            "default_cpu": self.default_cpu,
-            "python": self.python,
-            "versions": self.versions,
-            "probes": self.probes,
-            "skipped": self.skipped,
-        }
-
-
-@dataclass
-class BenchResult:
-    plan: Plan
-    config: str
-    started: str
-    wall_seconds: float = 0.0
-    environment: dict[str, Any] = field(default_factory=dict)
-    emulators: list[emu.Emulator] = field(default_factory=list)
-    images: list[ImageInfo] = field(default_factory=list)
-    series: list[Series] = field(default_factory=list)
-    toolkit: list[ToolkitTiming] = field(default_factory=list)
-    sizes: list[ImageSize] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    binfmt_events: list[str] = field(default_factory=list)
-
-    def failures(self) -> list[tuple[Series, int]]:
-        return [(s, len(s.failures)) for s in self.series if s.failures]
 
 
 # ---------------------------------------------------------------------------- checks
 
 
-def preflight(config: Config, names: list[str] | None) -> tuple[Any, list[Target], dict[str, Any]]:
-    """Everything that can fail before anything changes: (client, targets, image attrs)."""
+def preflight(
+    config: Config, names: list[str] | None
+) -> tuple[Engine, list[Target], dict[str, Any]]:
+    """Everything that can fail before anything changes: (engine, targets, image attrs)."""
     targets = list(config.select(names))
     if not targets:
         raise BadInput("no target selected: name a target of the config with --target")
-    client = engine.connect()
+    engine = Engine.connect()
     attrs: dict[str, Any] = {}
     missing = []
     for t in targets:
         ref = helper_ref(config, t, t.tags[0])
-        a = engine.inspect(client, ref)
+        a = engine.inspect(ref)
         if a is None:
             missing.append(ref)
         else:
             attrs[t.name] = a
     if missing:
-        raise ImageNotFound(
+        raise NotBuilt(
             "no helper image built yet for: "
             + ", ".join(missing)
             + f"\n  run `invoke build-images --config {config.path}` first"
@@ -153,7 +99,7 @@ def preflight(config: Config, names: list[str] | None) -> tuple[Any, list[Target
             "the native side needs gcc on the host: apt-get install gcc libc6-dev python3-dev"
         )
     host_python()
-    return client, targets, attrs
+    return engine, targets, attrs
 
 
 def host_python() -> Path:
@@ -215,7 +161,7 @@ def _first_line(argv: Sequence[str]) -> str:
     return lines[0] if lines else ""
 
 
-def environment(client: Any, native_python: Path) -> dict[str, Any]:
+def environment(engine: Engine, native_python: Path) -> dict[str, Any]:
     cpu = ""
     with contextlib.suppress(OSError):
         m = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
@@ -224,10 +170,7 @@ def environment(client: Any, native_python: Path) -> dict[str, Any]:
     with contextlib.suppress(OSError):
         m = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
         mem = f"{int(m.group(1)) / 1024 / 1024:.1f} GiB" if m else ""
-    try:
-        docker_version = str(client.version().get("Version", ""))
-    except Exception:  # the engine answered a moment ago; a version is a detail
-        docker_version = ""
+    docker_version = str(engine.version().get("Version", ""))  # read at connect
     return {
         "cpu_model": cpu,
         "cpus": os.cpu_count(),
@@ -253,28 +196,28 @@ def _loadavg() -> str:
 # ------------------------------------------------------------------- emulated section
 
 
-def _start_container(client: Any, ref: str, arch: Arch, mounts: dict[str, str], log: Log) -> Any:
+def _start_container(
+    engine: Engine, ref: str, arch: Arch, mounts: dict[str, str], log: Log
+) -> Container:
     vols = " ".join(f"-v {h}:{c}:ro" for h, c in mounts.items())
     log(f"+ docker run -d --network none --platform {arch.platform} {vols} {ref} sleep infinity")
-    c = client.containers.run(
+    c = engine.start(
         ref,
         ["sleep", "infinity"],
-        detach=True,
-        network_mode="none",
+        network="none",
         platform=arch.platform,
-        volumes={h: {"bind": c, "mode": "ro"} for h, c in mounts.items()},
+        volumes={h: (c, "ro") for h, c in mounts.items()},
         labels={"io.xarch.bench": "1"},
     )
-    c.reload()
-    if c.status != "running":
-        logs = c.logs().decode(errors="replace").strip()
-        with contextlib.suppress(Exception):
-            c.remove(force=True)
-        raise BenchError(f"{ref} did not start ({c.status}): {tail(logs, 5)}")
+    status = c.status()
+    if status != "running":
+        logs = c.logs()
+        c.remove()
+        raise BenchError(f"{ref} did not start ({status}): {tail(logs, 5)}")
     return c
 
 
-def _box_setup(container: Any, info: ImageInfo, mounted: dict[str, str]) -> EmulatedRunner:
+def _box_setup(container: Container, info: ImageInfo, mounted: dict[str, str]) -> EmulatedRunner:
     """Scratch dir, the interpreter, versions (unmeasured; they also warm the caches)."""
     probe = EmulatedRunner(container, "python3")
     r = probe.run(["mkdir", "-p", BOX_SCRATCH], workdir="/", env={})
@@ -464,7 +407,7 @@ class ImageSession:
 
 
 def measure_image(
-    client: Any,
+    engine: Engine,
     target: Target,
     info: ImageInfo,
     plan: Plan,
@@ -475,7 +418,7 @@ def measure_image(
     guard: HandlerGuard,
     log: Log,
 ) -> list[Series]:
-    container = _start_container(client, info.image, target.arch, mounts, log)
+    container = _start_container(engine, info.image, target.arch, mounts, log)
     try:
         mounted = {
             e.key: f"{BOX_QEMU}/{e.key}/{e.path.name}"
@@ -501,8 +444,7 @@ def measure_image(
         return list(session.table.values())
     finally:
         log(f"+ docker rm -f {container.short_id}")
-        with contextlib.suppress(Exception):
-            container.remove(force=True)
+        container.remove()
 
 
 # ----------------------------------------------------------------------------- driver
@@ -516,7 +458,7 @@ def run_bench(
     log: Log = print,
 ) -> BenchResult:
     start = time.monotonic()
-    client, targets, attrs = preflight(config, target_names)
+    engine, targets, attrs = preflight(config, target_names)
     result = BenchResult(
         plan=plan,
         config=str(config.path),
@@ -530,7 +472,7 @@ def run_bench(
         timer = build_timer(work / "bin" / "xarch-bench-timer", log)
         venv_python = make_native_venv(host_python(), work / "venv", log)
         native = NativeRunner(work, timer, venv_python)
-        result.environment = environment(client, venv_python)
+        result.environment = environment(engine, venv_python)
         log(f"Checking the pinned emulators (QEMU {config.qemu.version})")
         pinned = emu.pinned(config.qemu, arches, log)
         alternatives: dict[str, emu.Emulator] = {}
@@ -577,11 +519,11 @@ def run_bench(
                 if alt is not None:
                     mounts[str(alt.path)] = f"{BOX_QEMU}/backports/{alt.path.name}"
                 result.series += measure_image(
-                    client, t, info, plan, native, mounts, pinned[t.arch.name], alt, guard, log
+                    engine, t, info, plan, native, mounts, pinned[t.arch.name], alt, guard, log
                 )
         result.binfmt_events = guard.events
         if plan.sizes:
-            result.sizes = image_sizes(client, config, targets)
+            result.sizes = image_sizes(engine, config, targets)
         if plan.toolkit:
             log("== toolkit overhead (the host's binfmt_misc as it was found) ==")
             result.toolkit = toolkit_overhead(config, targets, plan.toolkit_reps, log)

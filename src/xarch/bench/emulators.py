@@ -123,24 +123,10 @@ def pinned(pin: QemuPin, arches: list[Arch], log: Log) -> dict[str, Emulator]:
 
 def _apt_options(state: Path) -> list[str]:
     """apt-get options for a private configuration that knows only bookworm-backports."""
-    for sub in ("lists/partial", "cache/archives/partial", "sources.list.d", "preferences.d"):
-        (state / sub).mkdir(parents=True, exist_ok=True)
     signed = f"[signed-by={DEBIAN_KEYRING}] " if DEBIAN_KEYRING.is_file() else ""
-    (state / "sources.list").write_text(f"deb {signed}{BACKPORTS_MIRROR} {BACKPORTS_SUITE} main\n")
-    status = state / "status"
-    if not status.exists():
-        status.write_text("")
-    return [
-        "-o", f"Dir::Etc::SourceList={state / 'sources.list'}",
-        "-o", f"Dir::Etc::SourceParts={state / 'sources.list.d'}",
-        "-o", f"Dir::Etc::Preferences={state / 'preferences'}",
-        "-o", f"Dir::Etc::PreferencesParts={state / 'preferences.d'}",
-        "-o", f"Dir::State::Lists={state / 'lists'}",
-        "-o", f"Dir::State::status={status}",
-        "-o", f"Dir::Cache={state / 'cache'}",
-        "-o", "Acquire::Languages=none",
-        "-o", "APT::Sandbox::User=root",
-    ]  # fmt: skip
+    return qemu.private_apt_options(
+        state, sources_list=f"deb {signed}{BACKPORTS_MIRROR} {BACKPORTS_SUITE} main\n"
+    )
 
 
 def backports_dir() -> Path:
@@ -206,10 +192,10 @@ def _fetch_backports(d: Path, log: Log) -> str:
         t = Path(tmp)
         r = apt(["update"], t)
         if r.returncode != 0:
-            return f"apt-get update for {BACKPORTS_SUITE} failed: {_last(r)}"
+            return f"apt-get update for {BACKPORTS_SUITE} failed: {qemu.apt_last_line(r)}"
         r = apt(["download", BACKPORTS_PACKAGE], t)
         if r.returncode != 0:
-            return f"apt-get download {BACKPORTS_PACKAGE} failed: {_last(r)}"
+            return f"apt-get download {BACKPORTS_PACKAGE} failed: {qemu.apt_last_line(r)}"
         debs = list(t.glob("*.deb"))
         if len(debs) != 1:
             return f"apt-get download produced {len(debs)} .deb files"
@@ -228,9 +214,3 @@ def _fetch_backports(d: Path, log: Log) -> str:
                 staged.replace(d / f.name)
         (d / "package-version").write_text(version + "\n")
     return ""
-
-
-def _last(r: subprocess.CompletedProcess[str]) -> str:
-    lines = [ln for ln in (r.stderr or r.stdout).splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ln.startswith("E:")]
-    return (errors or lines or [f"exit {r.returncode}"])[-1]

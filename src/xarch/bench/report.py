@@ -17,8 +17,8 @@ from xarch.bench.stats import Ratio, Summary, geometric_mean, ratio, speedup, ve
 from xarch.model.tables import format_table
 
 if TYPE_CHECKING:
-    from xarch.bench.bench import BenchResult
     from xarch.bench.emulators import Emulator
+    from xarch.bench.results import BenchResult
     from xarch.bench.runner import Series
     from xarch.bench.toolkit import ImageSize, ToolkitTiming
 

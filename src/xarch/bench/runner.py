@@ -22,9 +22,10 @@ from typing import Any, Literal, Protocol
 from xarch.bench.emulators import Emulator
 from xarch.bench.stats import Summary, summarize
 from xarch.bench.workloads import Invocation, Plan, Side, invocation
-from xarch.errors import XarchError
+from xarch.errors import BenchError, XarchError
 from xarch.host import binfmt
 from xarch.model.arch import Arch
+from xarch.oci.engine import Container
 
 Log = Callable[[str], None]
 
@@ -36,10 +37,6 @@ BOX_TIMER = "/xarch-bench/bin/xarch-bench-timer"
 BOX_QEMU = "/xarch-bench/qemu"
 BOX_SCRATCH = "/tmp/xarch-bench"
 OUTPUT_TAIL = 40  # lines of a failed run's output kept in the results
-
-
-class BenchError(XarchError):
-    """The benchmark could not run (a prerequisite is missing, or a workload failed)."""
 
 
 # ------------------------------------------------------------------------ timer output
@@ -223,7 +220,7 @@ class NativeRunner:
 class EmulatedRunner:
     """``docker exec`` in a running container; QEMU_CPU set per run when asked."""
 
-    def __init__(self, container: Any, python: str, cpu: str = "") -> None:
+    def __init__(self, container: Container, python: str, cpu: str = "") -> None:
         self.container = container
         self.cpu = cpu
         self.timer = BOX_TIMER
@@ -236,17 +233,7 @@ class EmulatedRunner:
         full = dict(env)
         if self.cpu:
             full["QEMU_CPU"] = self.cpu
-        code, (out, err) = self.container.exec_run(
-            list(argv),
-            environment=[f"{k}={v}" for k, v in full.items()],
-            workdir=workdir,
-            demux=True,
-        )
-        return ExecResult(
-            int(code if code is not None else -1),
-            (out or b"").decode(errors="replace"),
-            (err or b"").decode(errors="replace"),
-        )
+        return ExecResult(*self.container.exec(argv, workdir=workdir, env=full))
 
 
 def measure_once(runner: Runner, inv: Invocation, timeout: int) -> tuple[Timing | None, str, str]:

@@ -23,10 +23,11 @@ from xarch.bench.runner import tail
 from xarch.bench.stats import Summary, summarize
 from xarch.host import binfmt
 from xarch.host import emulators as hostemu
-from xarch.images.helper import L_BASE_REF, helper_ref
+from xarch.images.installer import local_probe_image
 from xarch.model.arch import get_arch
 from xarch.model.config import Config, Target, load_config
-from xarch.oci import engine
+from xarch.model.naming import L_BASE_REF, helper_ref
+from xarch.oci.engine import Engine
 
 Log = Callable[[str], None]
 
@@ -102,7 +103,6 @@ def time_doctor(config: Config, reps: int, work: Path, log: Log) -> list[Toolkit
         notes.append("exit 1: the diagnosis says some target would not run on the host as it is")
     cli.note = "; ".join(notes)
 
-    from xarch.images.installer_probe import probe_image
     from xarch.runner.doctor import diagnose
 
     call = ToolkitTiming(
@@ -113,7 +113,7 @@ def time_doctor(config: Config, reps: int, work: Path, log: Log) -> list[Toolkit
     for _ in range(reps):
         start = time.monotonic()
         cfg = load_config(config.path, allow_unpinned=True)
-        diagnose(cfg, probe_image=probe_image(cfg), probe_containers=True)
+        diagnose(cfg, probe_image=local_probe_image(cfg), probe_containers=True)
         call.samples.append(time.monotonic() - start)
         call.exit_codes.append(0)
     call.note = "config load + diagnosis in-process, as the CLI calls it"
@@ -121,9 +121,7 @@ def time_doctor(config: Config, reps: int, work: Path, log: Log) -> list[Toolkit
 
 
 def _probe_note(config: Config) -> str:
-    from xarch.images.installer_probe import probe_image
-
-    image = probe_image(config)
+    image = local_probe_image(config)
     return (
         f"includes two container probes with {image}"
         if image
@@ -292,14 +290,14 @@ class ImageSize:
         }
 
 
-def image_sizes(client: Any, config: Config, targets: Sequence[Target]) -> list[ImageSize]:
+def image_sizes(engine: Engine, config: Config, targets: Sequence[Target]) -> list[ImageSize]:
     out = []
     for t in targets:
         ref = helper_ref(config, t, t.tags[0])
-        attrs = engine.inspect(client, ref) or {}
+        attrs = engine.inspect(ref) or {}
         labels = (attrs.get("Config") or {}).get("Labels") or {}
         base = str(labels.get(L_BASE_REF, ""))
-        base_attrs = engine.inspect(client, base) if base else None
+        base_attrs = engine.inspect(base) if base else None
         out.append(
             ImageSize(
                 target=t.name,

@@ -3,7 +3,7 @@ build-and-publish workflow for the helper images themselves, and a scheduled pin
 check, for GitHub Actions or GitLab CI.
 
 Every image reference in the output is pinned by digest, and every digest comes
-from the report of the last push (build/xarch-report.json), never from a tag:
+from the config's push record in the report (build/xarch-report.json), never a tag:
 
 - emulation is registered with xarch's binfmt installer image, by the digest of its
   multi-arch index (the runner's engine picks the variant for its own platform),
@@ -32,10 +32,11 @@ from typing import Any
 
 import yaml
 
-from xarch.errors import BadInput, XarchError
-from xarch.images.helper import helper_ref
+from xarch.errors import BadInput, NotPushed, TestFailure, XarchError
 from xarch.model.arch import Arch, get_arch
 from xarch.model.config import INSTALLER_TARGET, Config, Target
+from xarch.model.naming import helper_ref
+from xarch.model.report import require_push_record
 from xarch.model.tables import format_table
 from xarch.oci.registry import is_digest, is_local_host
 
@@ -131,22 +132,6 @@ def _strip_tag(ref: str) -> tuple[str, str]:
     return name, tag
 
 
-def _push_section(report: Mapping[str, Any], report_file: Path, config: Config) -> dict[str, Any]:
-    push = report.get("push")
-    if not isinstance(push, dict) or not push.get("images"):
-        raise XarchError(
-            f"{report_file} has no pushed images; run `invoke push-images --config "
-            f"{config.path}` first (the CI files pin the digests it records)"
-        )
-    if push.get("registry") != config.registry.address:
-        raise BadInput(
-            f"{report_file} records a push to {push.get('registry')!r}, but {config.path} "
-            f"publishes to {config.registry.address!r}; pass the report of this config "
-            "(--report PATH) or push with it first"
-        )
-    return push
-
-
 def find_installer(config: Config, push: Mapping[str, Any], report_file: Path) -> PinnedImage:
     """The installer's multi-arch index from the report (by the installer's image name)."""
     inst = config.installer
@@ -169,7 +154,7 @@ def find_installer(config: Config, push: Mapping[str, Any], report_file: Path) -
         if ix.get("family") == inst.image and ref_name == name and is_digest(str(ix.get("digest"))):
             found.append((tag, ix))
     if not found:
-        raise XarchError(f"{report_file} has no pushed installer index ({name}); {how}")
+        raise NotPushed(f"{report_file} has no pushed installer index ({name}); {how}")
     tag, ix = next(((t, i) for t, i in found if t == inst.tags[0]), found[0])
     platforms = tuple(str(m.get("platform", "")) for m in ix.get("manifests") or [])
     return PinnedImage(name=name, digest=str(ix["digest"]), tag=tag, platforms=platforms)
@@ -183,12 +168,12 @@ def find_helper(
     rows = [im for im in push.get("images") or [] if isinstance(im, dict)]
     row = next((im for im in rows if im.get("ref") == want), None)
     if row is None or not is_digest(str(row.get("digest"))):
-        raise XarchError(
+        raise NotPushed(
             f"{report_file} has no pushed digest for {want} (target {target.name}); run "
             f"`invoke push-images --config {config.path}` first"
         )
     if row.get("platform") != target.arch.platform:
-        raise XarchError(
+        raise TestFailure(
             f"{report_file}: {want} was pushed as {row.get('platform')!r}, but target "
             f"{target.name} is {target.arch.platform}; rebuild and push it"
         )
@@ -225,7 +210,8 @@ def plan_ci(
     clear error for anything missing (nothing is written then)."""
     if not re.match(r"^\d+(\.\d+)*$", cibuildwheel):
         raise BadInput(f"--cibuildwheel {cibuildwheel!r}: expected an exact version like 4.3.5")
-    push = _push_section(report, report_file, config)
+    # The CI files pin the digests of this config's push record.
+    push = require_push_record(report, config, report_file)
     installer = find_installer(config, push, report_file)
     known = config.families()
     for f in families:
@@ -257,7 +243,7 @@ def plan_ci(
             "x86_64 runner pulls"
         )
     if "linux/amd64" not in installer.platforms:
-        raise XarchError(
+        raise NotPushed(
             f"{installer.name}@{installer.digest} lists {', '.join(installer.platforms)}, "
             "no linux/amd64 variant for the x86_64 runner; push the installer again"
         )

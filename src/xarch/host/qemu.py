@@ -229,31 +229,48 @@ def apt_state_dir(debian_arch: str) -> Path:
     return cache_dir() / "apt" / debian_arch
 
 
-def _private_apt_options(debian_arch: str) -> list[str]:
-    """apt-get options for a private state of ``debian_arch``: its own lists, cache and
-    an empty dpkg status, the host's sources. The host's dpkg is never touched."""
-    d = apt_state_dir(debian_arch)
+def private_apt_options(state: Path, *, debian_arch: str = "", sources_list: str = "") -> list[str]:
+    """apt-get options for a private apt state under ``state``: its own lists, cache
+    and an empty dpkg status, so the host's apt lists and dpkg are never touched.
+
+    ``debian_arch`` makes it a state of that architecture; ``sources_list`` (the
+    text of a sources.list) replaces the host's sources with those alone. Used for
+    foreign-architecture pins here and for the bench's bookworm-backports QEMU."""
     for sub in ("lists/partial", "cache/archives/partial"):
-        (d / sub).mkdir(parents=True, exist_ok=True)
-    status = d / "status"
+        (state / sub).mkdir(parents=True, exist_ok=True)
+    status = state / "status"
     if not status.exists():
         status.write_text("")
+    options: list[str] = []
+    if debian_arch:
+        options += ["-o", f"APT::Architecture={debian_arch}"]
+        options += ["-o", f"APT::Architectures={debian_arch}"]
+    if sources_list:
+        for sub in ("sources.list.d", "preferences.d"):
+            (state / sub).mkdir(parents=True, exist_ok=True)
+        (state / "sources.list").write_text(sources_list)
+        options += ["-o", f"Dir::Etc::SourceList={state / 'sources.list'}"]
+        options += ["-o", f"Dir::Etc::SourceParts={state / 'sources.list.d'}"]
+        options += ["-o", f"Dir::Etc::Preferences={state / 'preferences'}"]
+        options += ["-o", f"Dir::Etc::PreferencesParts={state / 'preferences.d'}"]
+        options += ["-o", "APT::Sandbox::User=root"]
     return [
+        *options,
         "-o",
-        f"APT::Architecture={debian_arch}",
+        f"Dir::State={state}",
         "-o",
-        f"APT::Architectures={debian_arch}",
-        "-o",
-        f"Dir::State={d}",
-        "-o",
-        f"Dir::State::Lists={d / 'lists'}",
+        f"Dir::State::Lists={state / 'lists'}",
         "-o",
         f"Dir::State::status={status}",
         "-o",
-        f"Dir::Cache={d / 'cache'}",
+        f"Dir::Cache={state / 'cache'}",
         "-o",
         "Acquire::Languages=none",
     ]
+
+
+def _private_apt_options(debian_arch: str) -> list[str]:
+    return private_apt_options(apt_state_dir(debian_arch), debian_arch=debian_arch)
 
 
 def _has_lists(debian_arch: str) -> bool:
@@ -267,10 +284,11 @@ def _apt(args: list[str], cwd: Path, log: Log) -> subprocess.CompletedProcess[st
     )
 
 
-def _last_line(r: subprocess.CompletedProcess[str]) -> str:
-    errors = [ln for ln in (r.stderr or "").splitlines() if ln.startswith("E:")]
-    lines = errors or (r.stderr or r.stdout).strip().splitlines()
-    return lines[-1] if lines else f"exit {r.returncode}"
+def apt_last_line(r: subprocess.CompletedProcess[str]) -> str:
+    """The line of apt-get's output that says why it failed (its last ``E:`` line)."""
+    lines = [ln for ln in (r.stderr or r.stdout).splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("E:")]
+    return (errors or lines or [f"exit {r.returncode}"])[-1]
 
 
 def _fetch_apt(s: QemuSource, binaries: list[str], tmp: Path, log: Log) -> dict[str, Path]:
@@ -288,13 +306,13 @@ def _fetch_apt(s: QemuSource, binaries: list[str], tmp: Path, log: Log) -> dict[
         )
         upd = _apt([*options, "update"], tmp, log)
         if upd.returncode != 0:
-            raise FetchError(f"apt-get update for {s.debian_arch} failed: {_last_line(upd)}")
+            raise FetchError(f"apt-get update for {s.debian_arch} failed: {apt_last_line(upd)}")
     r = _apt([*options, "download", spec], tmp, log)
     refreshed = ""
     if r.returncode != 0 and foreign:
         # The private lists may be older than the pin: refresh once and retry.
         upd = _apt([*options, "update"], tmp, log)
-        refreshed = "refreshed" if upd.returncode == 0 else f"not refreshed ({_last_line(upd)})"
+        refreshed = "refreshed" if upd.returncode == 0 else f"not refreshed ({apt_last_line(upd)})"
         if upd.returncode == 0:
             r = _apt([*options, "download", spec], tmp, log)
     if r.returncode != 0:
@@ -305,7 +323,7 @@ def _fetch_apt(s: QemuSource, binaries: list[str], tmp: Path, log: Log) -> dict[
             else "Run `apt-get update` (as root); "
         )
         raise FetchError(
-            f"apt-get download {spec} failed: {_last_line(r)}\n"
+            f"apt-get download {spec} failed: {apt_last_line(r)}\n"
             f"  {how}if the version is gone from the archive, pin the version apt offers "
             f"(`{policy}`) and its binaries' sha256 in the config."
         )

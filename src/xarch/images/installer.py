@@ -1,4 +1,4 @@
-"""The least-privilege binfmt installer image (images/binfmt/).
+"""The least-privilege binfmt installer image (resources binfmt/).
 
 A ``FROM scratch``-equivalent image per host architecture: Debian's static busybox
 at ``/bin/busybox``, the pinned static emulators at ``/usr/bin/qemu-<arch>-static``
@@ -14,8 +14,8 @@ because it is inside /proc"). Without the mount the script uses
 (``--cap-add SYS_ADMIN`` or ``--privileged``).
 
 The script is generated from the architecture table (magic and mask are written
-once, in src/xarch/arch.py) and the image is written as a docker-archive and
-``docker load``ed (src/xarch/imagearchive.py): no RUN step, no emulation while
+once, in src/xarch/model/arch.py) and the image is written as a docker-archive and
+``docker load``ed (src/xarch/oci/archive.py): no RUN step, no emulation while
 building, and the platform in the image config is the variant's, not the engine's.
 Variants are tagged ``<tag>-<host arch>`` and joined by one multi-arch index ``<tag>``.
 """
@@ -26,35 +26,36 @@ import hashlib
 import json
 import re
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import docker
-
 from xarch import __version__
-from xarch.errors import BadInput, BuildError, RegistryError, TestFailure, XarchError
+from xarch.errors import BadInput, BuildError, XarchError
 from xarch.host import qemu
 from xarch.host.binfmt import escape_bytes
-from xarch.images.helper import (
+from xarch.images.resources import resource_text
+from xarch.images.results import BuildResult, reuse_if_current, tag_all
+from xarch.model.arch import ARCHES, Arch, get_arch, host_arch
+from xarch.model.config import INSTALLER_TARGET, Config, InstallerHost, QemuPin
+from xarch.model.naming import (
     L_ARCH,
+    L_BUSYBOX_SHA,
+    L_BUSYBOX_VERSION,
+    L_EMULATES,
     L_INPUTS,
     L_QEMU_SHA,
     L_QEMU_VERSION,
     L_REVISION,
     L_TARGET,
     L_VERSION,
-    BuildResult,
+    installer_settings,
+    variant_refs,
+    variant_target,
 )
-from xarch.images.resources import resource_text
-from xarch.model.arch import ARCHES, Arch, get_arch, host_arch
-from xarch.model.config import INSTALLER_TARGET, Config, InstallerHost, InstallerSettings, QemuPin
 from xarch.model.paths import cache_dir
 from xarch.oci import archive as imagearchive
-from xarch.oci import engine
-from xarch.oci.registry import Descriptor, RegistryClient
-from xarch.publish.push import PushedImage, PushedIndex
+from xarch.oci.engine import Engine
 
 Log = Callable[[str], None]
 
@@ -64,10 +65,6 @@ SCRIPT_PATH = "/usr/bin/xarch-binfmt"
 ENTRYPOINT = [BUSYBOX_PATH, "sh", SCRIPT_PATH]
 #: Where the documented `docker run -v` puts the host's binfmt_misc in the container.
 BIND_PATH = "/binfmt_misc"
-
-L_BUSYBOX_VERSION = "io.xarch.busybox.version"
-L_BUSYBOX_SHA = "io.xarch.busybox.sha256"
-L_EMULATES = "io.xarch.installer.emulates"
 
 
 # --------------------------------------------------------------------------- the script
@@ -131,29 +128,6 @@ def render_entrypoint(host: Arch, emulates: Sequence[Arch], qemu_version: str) -
 # --------------------------------------------------------------------------- names
 
 
-def settings(config: Config) -> InstallerSettings:
-    if config.installer is None:
-        raise BadInput(f"{config.path}: the config has no `installer:` section")
-    return config.installer
-
-
-def variant_target(host: InstallerHost) -> str:
-    """The name of one variant in summaries and reports: binfmt-installer-x86_64."""
-    return f"{INSTALLER_TARGET}-{host.arch.name}"
-
-
-def variant_refs(config: Config, host: InstallerHost) -> list[str]:
-    inst = settings(config)
-    name = config.registry.image_name(inst.image)
-    return [f"{name}:{tag}-{host.arch.name}" for tag in inst.tags]
-
-
-def index_refs(config: Config) -> list[str]:
-    inst = settings(config)
-    name = config.registry.image_name(inst.image)
-    return [f"{name}:{tag}" for tag in inst.tags]
-
-
 def local_probe_image(config: Config) -> str | None:
     """The local image of this host's installer variant (a static busybox that doctor
     can start for its container probes), or None when it is not built."""
@@ -163,11 +137,11 @@ def local_probe_image(config: Config) -> str | None:
     if host is None:
         return None
     try:
-        client = engine.connect(timeout=30)
+        engine = Engine.connect(timeout=30)
     except XarchError:
         return None
     for ref in variant_refs(config, host):
-        if engine.inspect(client, ref) is not None:
+        if engine.inspect(ref) is not None:
             return ref
     return None
 
@@ -204,7 +178,7 @@ class Plan:
 
 
 def plan(config: Config, host: InstallerHost) -> Plan:
-    inst = settings(config)
+    inst = installer_settings(config)
     script = render_entrypoint(host.arch, host.emulates, config.qemu.version)
     busybox_sha = inst.busybox.sha256[host.arch.name]
     files = [
@@ -254,7 +228,7 @@ def plan(config: Config, host: InstallerHost) -> Plan:
 
 def fetch(config: Config, host: InstallerHost, log: Log) -> dict[str, Path]:
     """The verified busybox and emulators of a variant: {path in image: host file}."""
-    inst = settings(config)
+    inst = installer_settings(config)
     src = inst.busybox.source(host.arch)
     slug = re.sub(r"[^A-Za-z0-9.+-]+", "_", f"{inst.busybox.package}-{inst.busybox.version}")
     got = qemu.ensure_binaries(
@@ -288,7 +262,7 @@ def fetch(config: Config, host: InstallerHost, log: Log) -> dict[str, Path]:
 
 
 def build_variant(
-    client: docker.DockerClient,
+    engine: Engine,
     config: Config,
     host: InstallerHost,
     *,
@@ -296,36 +270,18 @@ def build_variant(
     revision: str,
     log: Log,
 ) -> BuildResult:
-    start = time.monotonic()
-    refs = variant_refs(config, host)
     p = plan(config, host)
-    result = BuildResult(
-        target=variant_target(host),
-        arch=host.arch.name,
-        platform=host.arch.platform,
-        image=refs[0],
-        tags=refs,
-        status="failed",
-        seconds=0.0,
-        inputs_hash=p.inputs_hash,
+    result = BuildResult.begin(
+        "installer",
+        variant_target(host),
+        host.arch,
+        variant_refs(config, host),
         base={"image": "scratch"},
         qemu={"version": config.qemu.version}
         | {a.qemu_binary: host.sha256[a.qemu_binary] for a in host.emulates},
     )
-    existing = engine.inspect(client, refs[0])
-    if (
-        not no_cache
-        and existing is not None
-        and ((existing.get("Config") or {}).get("Labels") or {}).get(L_INPUTS) == p.inputs_hash
-        and existing.get("Architecture") == host.arch.docker_arch
-    ):
-        for ref in refs[1:]:
-            _tag(client, existing["Id"], ref)
-        result.status = "up-to-date"
-        result.image_id = str(existing["Id"])
-        result.size = int(existing.get("Size", 0))
-        result.seconds = time.monotonic() - start
-        log(f"  {result.target}: up to date ({refs[0]}), skipped")
+    result.inputs_hash = p.inputs_hash
+    if reuse_if_current(engine, result, host.arch, no_cache=no_cache, log=log):
         return result
 
     sources = fetch(config, host, log)
@@ -356,166 +312,21 @@ def build_variant(
                     "created": imagearchive.EPOCH,
                     "created_by": (
                         f"xarch {__version__} binfmt installer: "
-                        f"{settings(config).busybox.package} + qemu {config.qemu.version} "
-                        "(a layer written by src/xarch/installer.py; no RUN step)"
+                        f"{installer_settings(config).busybox.package} + qemu "
+                        f"{config.qemu.version} (a layer written by "
+                        "src/xarch/images/installer.py; no RUN step)"
                     ),
                 }
             ],
         )
         image_id = imagearchive.load(
-            client,
-            refs[0],
+            engine,
+            result.image,
             image_config,
             [layer],
             what=f"{host.arch.platform} binfmt installer",
             log=log,
         )
-    for ref in refs[1:]:
-        _tag(client, image_id, ref)
-    attrs = engine.inspect(client, image_id) or {}
-    result.status = "built"
-    result.image_id = image_id
-    result.size = int(attrs.get("Size", 0))
-    result.seconds = time.monotonic() - start
-    log(f"  {result.target}: built {refs[0]} ({imagearchive.mib(result.size)})")
+    result.done("built", tag_all(engine, image_id, result))
+    log(f"  {result.target}: built {result.image} ({imagearchive.mib(result.size)})")
     return result
-
-
-def _tag(client: docker.DockerClient, image_id: str, ref: str) -> None:
-    repo, _, tag = ref.rpartition(":")
-    client.api.tag(image_id, repo, tag)
-
-
-def build_installer(
-    config: Config,
-    *,
-    client: docker.DockerClient,
-    no_cache: bool = False,
-    revision: str = "unknown",
-    log: Log = print,
-    first: int = 1,
-    total: int | None = None,
-) -> tuple[list[BuildResult], XarchError | None]:
-    """Build every variant; returns one result per variant (failures included) and
-    the first error. ``first``/``total`` number the progress lines."""
-    inst = settings(config)
-    total = total if total is not None else len(inst.hosts)
-    results: list[BuildResult] = []
-    first_error: XarchError | None = None
-    for i, host in enumerate(inst.hosts, first):
-        log(f"[{i}/{total}] {variant_target(host)} ({host.arch.platform})")
-        try:
-            results.append(
-                build_variant(client, config, host, no_cache=no_cache, revision=revision, log=log)
-            )
-        except XarchError as e:
-            first_error = first_error or e
-            refs = variant_refs(config, host)
-            results.append(
-                BuildResult(
-                    target=variant_target(host),
-                    arch=host.arch.name,
-                    platform=host.arch.platform,
-                    image=refs[0],
-                    tags=refs,
-                    status="failed",
-                    seconds=0.0,
-                    error=str(e),
-                )
-            )
-            log(f"  {variant_target(host)}: FAILED: {str(e).splitlines()[0]}")
-    return results, first_error
-
-
-# --------------------------------------------------------------------------- push
-
-
-def check_built(config: Config, client: docker.DockerClient) -> None:
-    """Refuse to push before every variant is built (nothing half-published)."""
-    for host in settings(config).hosts:
-        for ref in variant_refs(config, host):
-            attrs = engine.inspect(client, ref)
-            if attrs is None or L_INPUTS not in ((attrs.get("Config") or {}).get("Labels") or {}):
-                raise TestFailure(
-                    f"{ref} is not built; run `invoke build-images --config {config.path} "
-                    f"--target {INSTALLER_TARGET}` first"
-                )
-
-
-@dataclass
-class InstallerPush:
-    images: list[PushedImage]
-    indexes: list[PushedIndex]
-    errors: list[str]
-
-
-def push_installer(
-    config: Config,
-    *,
-    client: docker.DockerClient,
-    reg: RegistryClient,
-    log: Log = print,
-) -> InstallerPush:
-    """Push each variant, read it back (platform checked), then one index per tag."""
-    inst = settings(config)
-    repo = config.registry.repository(inst.image)
-    name = config.registry.image_name(inst.image)
-    out = InstallerPush(images=[], indexes=[], errors=[])
-    pushed: dict[tuple[str, str], Descriptor] = {}  # (host arch, tag) -> descriptor
-    failed: set[str] = set()
-    for host in inst.hosts:
-        for tag in inst.tags:
-            log(f"{variant_target(host)}: {tag}")
-            arch_tag = f"{tag}-{host.arch.name}"
-            try:
-                digest = engine.push(client, name, arch_tag, log)
-                desc = reg.manifest_descriptor(repo, digest)
-                want = host.arch.oci_platform()
-                got = dict(desc.platform or {})
-                if any(got.get(k, "") != v for k, v in want.items()):
-                    raise RegistryError(
-                        f"{config.registry.address}/{repo}@{digest} reads back as "
-                        f"{desc.platform_string}, expected {host.arch.platform}"
-                    )
-            except XarchError as e:
-                out.errors.append(str(e))
-                failed.add(host.arch.name)
-                log(f"  FAILED: {str(e).splitlines()[0]}")
-                continue
-            pushed[(host.arch.name, tag)] = desc
-            out.images.append(
-                PushedImage(
-                    target=variant_target(host),
-                    ref=f"{name}:{arch_tag}",
-                    digest=desc.digest,
-                    platform=desc.platform_string,
-                    media_type=desc.media_type,
-                    size=desc.size,
-                )
-            )
-    for tag in inst.tags:
-        index_ref = f"{name}:{tag}"
-        if failed:
-            msg = f"index {index_ref} not pushed: {', '.join(sorted(failed))} failed to push"
-            out.errors.append(msg)
-            log(f"  {msg}")
-            continue
-        entries = [pushed[(h.arch.name, tag)] for h in inst.hosts]
-        log(f"+ PUT index {index_ref} ({len(entries)} platform(s))")
-        try:
-            idx = reg.push_index(repo, tag, entries)
-        except XarchError as e:
-            out.errors.append(str(e))
-            log(f"  FAILED: {str(e).splitlines()[0]}")
-            continue
-        log(f"  index {index_ref} -> {idx.digest} (read back, every entry present)")
-        out.indexes.append(
-            PushedIndex(
-                family=inst.image,
-                ref=index_ref,
-                digest=idx.digest,
-                media_type=idx.media_type,
-                manifests=[{"digest": e.digest, "platform": e.platform_string} for e in entries],
-            )
-        )
-    return out

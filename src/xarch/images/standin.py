@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import docker
-
 from xarch.errors import BuildError
 from xarch.host import binfmt
 from xarch.images.resources import resource_path
@@ -32,7 +30,7 @@ from xarch.model.config import BootstrapBase, PinnedBase, RegistrySettings
 from xarch.model.hashing import sha256_file
 from xarch.model.paths import cache_dir
 from xarch.oci import archive as imagearchive
-from xarch.oci import engine
+from xarch.oci.engine import Engine
 
 Log = Callable[[str], None]
 
@@ -248,12 +246,12 @@ def image_config(spec: StandinSpec, diff_id: str) -> dict[str, Any]:
 
 
 def load_rootfs_image(
-    client: docker.DockerClient, spec: StandinSpec, rootfs: Path, repo_tag: str, log: Log = print
+    engine: Engine, spec: StandinSpec, rootfs: Path, repo_tag: str, log: Log = print
 ) -> str:
     """docker load a one-layer image made of `rootfs`; returns the image id."""
     diff_id = "sha256:" + sha256_file(rootfs)
     return imagearchive.load(
-        client,
+        engine,
         repo_tag,
         image_config(spec, diff_id),
         [rootfs],
@@ -287,7 +285,7 @@ def cached_base(registry: RegistrySettings, spec: StandinSpec) -> PinnedBase | N
 
 
 def ensure_standin_base(
-    client: docker.DockerClient,
+    engine: Engine,
     registry: RegistrySettings,
     spec: StandinSpec,
     emulator: Path,
@@ -301,8 +299,8 @@ def ensure_standin_base(
     rootfs = bootstrap_rootfs(spec, emulator, log)
     image = registry.image_name(spec.base.image)
     tag = f"{spec.base.suite}-{spec.arch.name}-{spec.key()}"
-    load_rootfs_image(client, spec, rootfs, f"{image}:{tag}", log)
-    digest = engine.push(client, image, tag, log)
+    load_rootfs_image(engine, spec, rootfs, f"{image}:{tag}", log)
+    digest = engine.push(image, tag, log)
     base = PinnedBase(image=image, tag=tag, digest=digest)
     rec = _record_path(registry, spec)
     rec.parent.mkdir(parents=True, exist_ok=True)

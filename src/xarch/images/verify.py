@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from xarch.errors import BadInput, TestFailure
+from xarch.errors import BadInput, NotBuilt, TestFailure
 from xarch.host import binfmt, qemu
-from xarch.images.helper import helper_ref
 from xarch.model.arch import Arch
 from xarch.model.config import Config, Target
+from xarch.model.naming import helper_ref
 from xarch.model.paths import build_dir
-from xarch.oci import engine
+from xarch.oci.engine import Engine
 
 Log = Callable[[str], None]
 MODES = ("host", "F", "no-F", "both")
@@ -75,14 +75,14 @@ def run_suite(
     """Run the image suite once per binfmt mode; raise TestFailure if any run failed."""
     if mode not in MODES:
         raise BadInput(f"--binfmt-mode must be one of {', '.join(MODES)}, not {mode!r}")
-    client = engine.connect()
+    engine = Engine.connect()
     missing = [
         helper_ref(config, t, t.tags[0])
         for t in targets
-        if engine.inspect(client, helper_ref(config, t, t.tags[0])) is None
+        if engine.inspect(helper_ref(config, t, t.tags[0])) is None
     ]
     if missing:
-        raise TestFailure(
+        raise NotBuilt(
             "no helper image built yet for: "
             + ", ".join(missing)
             + f"\n  run `invoke build-images --config {config.path}` first"

@@ -40,11 +40,6 @@ class Arch:
         return "/".join(parts)
 
     @property
-    def short_platform(self) -> str:
-        """os/arch without variant, the form cibuildwheel and --platform use."""
-        return f"{self.docker_os}/{self.docker_arch}"
-
-    @property
     def qemu_binary(self) -> str:
         return f"qemu-{self.qemu_name}-static"
 
@@ -186,14 +181,3 @@ def get_arch(name: str) -> Arch:
 
 def host_arch() -> Arch:
     return get_arch(platform.machine())
-
-
-def arch_for_magic(header: bytes) -> Arch | None:
-    """The architecture whose magic/mask matches the first bytes of an ELF file."""
-    for a in ARCHES.values():
-        n = len(a.magic)
-        if len(header) >= n and all(
-            (header[i] & a.mask[i]) == (a.magic[i] & a.mask[i]) for i in range(n)
-        ):
-            return a
-    return None

@@ -24,12 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import docker
-
 from xarch.errors import BuildError
 from xarch.model.arch import Arch
 from xarch.model.hashing import sha256_file
-from xarch.oci import engine
+from xarch.oci.engine import Engine
 
 Log = Callable[[str], None]
 
@@ -125,7 +123,7 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def load(
-    client: docker.DockerClient,
+    engine: Engine,
     repo_tag: str,
     config: Mapping[str, Any],
     layers: Sequence[Path],
@@ -151,9 +149,8 @@ def load(
             for name, layer in zip(layer_names, layers, strict=True):
                 tar.add(str(layer), arcname=name)
         log(f"+ docker load < {what} ({mib(archive.stat().st_size)})")
-        with archive.open("rb") as f:
-            client.api.load_image(f)
-    attrs = engine.inspect(client, repo_tag)
+        engine.load(archive, what)
+    attrs = engine.inspect(repo_tag)
     if attrs is None:
         raise BuildError(f"docker load did not produce {repo_tag}")
     want_variant = str(config.get("variant") or "")

@@ -25,17 +25,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import docker
-
 from xarch.errors import BadInput, RegistryError, XarchError
 from xarch.model.config import Config
-from xarch.model.report import read_report
-from xarch.oci import engine
+from xarch.model.naming import PublishItem, helper_items
+from xarch.oci.engine import Engine
 from xarch.oci.registry import Descriptor, RegistryClient, is_digest
 from xarch.publish.push import (
-    PushedImage,
     PushOutcome,
-    has_target_platform,
+    check_platform,
+    connect_registry,
+    push_item,
+    pushed_image,
     record_outcome,
     require_built,
     write_index,
@@ -73,7 +73,7 @@ def push_arch(
     target_names: list[str],
     digests_dir: Path,
     *,
-    client: docker.DockerClient | None = None,
+    engine: Engine | None = None,
     log: Log = print,
 ) -> list[DigestRecord]:
     """Push each named target's per-arch image (every family tag), read it back, check
@@ -81,30 +81,18 @@ def push_arch(
     if not target_names:
         raise BadInput("name the target(s) to push: --target NAME (one per CI job)")
     targets = config.select(target_names)
-    client = client or engine.connect()
-    for t in targets:
-        require_built(
-            config, client, (t,), f"invoke build-images --config {config.path} --target {t.name}"
-        )
-    reg = RegistryClient(config.registry.address, insecure=config.registry.insecure)
-    reg.ping()
+    engine = engine or Engine.connect()
+    require_built(engine, config, helper_items(config, targets))
+    reg = connect_registry(config)
     records = []
     for t in targets:
-        repo = config.registry.repository(t.family)
-        name = config.registry.image_name(t.family)
         images = []
-        for tag in t.tags:
-            digest = engine.push(client, name, t.arch_tag(tag), log)
-            desc = reg.manifest_descriptor(repo, digest)
-            if not has_target_platform(desc, t):
-                raise RegistryError(
-                    f"{name}@{digest} reads back as {desc.platform_string}, "
-                    f"expected {t.arch.platform}"
-                )
+        for item in helper_items(config, (t,)):
+            desc = push_item(engine, reg, item, log)
             images.append(
                 {
-                    "tag": tag,
-                    "ref": f"{name}:{t.arch_tag(tag)}",
+                    "tag": item.index_tag,
+                    "ref": item.ref,
                     "digest": desc.digest,
                     "media_type": desc.media_type,
                     "size": desc.size,
@@ -116,7 +104,7 @@ def push_arch(
             family=t.family,
             arch=t.arch.name,
             registry=config.registry.address,
-            repository=repo,
+            repository=config.registry.repository(t.family),
             images=tuple(images),
         )
         path = digest_file(digests_dir, t.name)
@@ -198,8 +186,8 @@ def push_index(
     """Write each family's multi-arch index (one per family tag) from the digest files.
 
     A family whose digests are incomplete gets no index; the others still do. The
-    report's push section records the images (from the digest files) and the indexes,
-    and keeps its entries for other images of the same registry (the installer's).
+    config's push record gets the images (from the digest files) and the indexes;
+    what it holds for other images (the installer's, other families) is kept.
     """
     all_families = config.families()
     wanted = families or list(all_families)
@@ -209,12 +197,10 @@ def push_index(
                 f"{config.path}: no family named {f!r}; families: {', '.join(all_families)}"
             )
     records = read_digests(config, digests_dir)
-    reg = RegistryClient(config.registry.address, insecure=config.registry.insecure)
-    reg.ping()
-    outcome = PushOutcome(images=[], indexes=[], errors=[])
+    reg = connect_registry(config)
+    outcome = PushOutcome()
     for family in wanted:
         members = all_families[family]
-        repo = config.registry.repository(family)
         missing = [m.name for m in members if m.name not in records]
         if missing:
             msg = (
@@ -224,64 +210,30 @@ def push_index(
             outcome.errors.append(msg)
             log(f"  {msg}")
             continue
+        items = helper_items(config, tuple(members))
         for tag in members[0].tags:
-            index_ref = f"{config.registry.image_name(family)}:{tag}"
+            group = [item for item in items if item.index_tag == tag]
             entries: list[Descriptor] = []
             try:
-                for m in members:
-                    im = records[m.name].image_for(tag)
-                    if im is None:
-                        raise RegistryError(
-                            f"index {index_ref} not pushed: the digest file of {m.name} has no "
-                            f"image for tag {tag!r}"
-                        )
-                    desc = reg.manifest_descriptor(repo, str(im["digest"]))
-                    if not has_target_platform(desc, m):
-                        raise RegistryError(
-                            f"index {index_ref} not pushed: {m.name}'s {desc.digest} reads back "
-                            f"as {desc.platform_string}, expected {m.arch.platform}"
-                        )
-                    entries.append(desc)
-                    outcome.images.append(
-                        PushedImage(
-                            target=m.name,
-                            ref=str(im.get("ref", "")),
-                            digest=desc.digest,
-                            platform=desc.platform_string,
-                            media_type=desc.media_type,
-                            size=desc.size,
-                        )
-                    )
+                for item in group:
+                    entries.append(_recorded(reg, records[item.target], item))
             except XarchError as e:
-                outcome.errors.append(str(e))
-                log(f"  FAILED: {str(e).splitlines()[0]}")
+                outcome.failed(e, log)
                 continue
-            write_index(reg, family, repo, tag, index_ref, entries, outcome, log)
-    # Keep what the report holds for other images of the same registry (the binfmt
-    # installer pushed by push-images in the same job, families not named here).
-    handled = {m.name for f in wanted for m in all_families[f]}
-    previous = read_report(report).get("push") or {}
-    kept_images: list[dict[str, Any]] = []
-    kept_indexes: list[dict[str, Any]] = []
-    if isinstance(previous, dict) and previous.get("registry") == config.registry.address:
-        kept_images = [
-            im
-            for im in previous.get("images") or []
-            if isinstance(im, dict) and im.get("target") not in handled
-        ]
-        kept_indexes = [
-            ix
-            for ix in previous.get("indexes") or []
-            if isinstance(ix, dict) and ix.get("family") not in wanted
-        ]
+            outcome.images += [pushed_image(i, d) for i, d in zip(group, entries, strict=True)]
+            write_index(reg, group[0], entries, outcome, log)
     record_outcome(
-        config,
-        outcome,
-        report,
-        log,
-        steps="index",
-        kept_images=kept_images,
-        kept_indexes=kept_indexes,
-        extra={"from_digests": str(digests_dir)},
+        config, outcome, report, log, steps="index", extra={"from_digests": str(digests_dir)}
     )
     return outcome
+
+
+def _recorded(reg: RegistryClient, record: DigestRecord, item: PublishItem) -> Descriptor:
+    """The descriptor of the image a digest file records for ``item``, read back."""
+    im = record.image_for(item.index_tag)
+    if im is None:
+        raise RegistryError(
+            f"index {item.index_ref} not pushed: the digest file of {item.target} has no "
+            f"image for tag {item.index_tag!r}"
+        )
+    return check_platform(reg, item, str(im["digest"]), f"index {item.index_ref} not pushed: ")

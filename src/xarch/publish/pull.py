@@ -1,7 +1,7 @@
 """Pulling helper images by digest, the way a CI job or a runner gets them, and
 checking that what arrived is what the config describes.
 
-The digests come from the push section of the report (build/xarch-report.json),
+The digests come from the config's push record in the report (build/xarch-report.json),
 never from a tag: a tag can move, a digest cannot. After the pull the image's
 platform and its xarch labels (QEMU version and sha256, base digest) are compared
 with the config. An image that matches is tagged with its per-arch tag for
@@ -16,16 +16,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
-
-from xarch.errors import ImageNotFound, TestFailure
-from xarch.images.helper import L_BASE_DIGEST, L_QEMU_SHA, L_QEMU_VERSION, helper_ref
+from xarch.errors import DaemonError, ImageNotFound, NotPushed, TestFailure
 from xarch.model.arch import Arch
 from xarch.model.config import Config, PinnedBase, Target
-from xarch.model.report import read_report, report_path
+from xarch.model.naming import L_BASE_DIGEST, L_QEMU_SHA, L_QEMU_VERSION, helper_ref
+from xarch.model.report import read_report, report_path, require_push_record
 from xarch.model.tables import format_table
-from xarch.oci import engine
+from xarch.oci.engine import Engine, image_labels
 from xarch.oci.registry import is_digest
 
 Log = Callable[[str], None]
@@ -105,10 +102,7 @@ def image_mismatches(attrs: Mapping[str, Any], config: Config, target: Target) -
     wrong_platform = platform_mismatch(attrs, target.arch)
     if wrong_platform:
         out.append(wrong_platform)
-    labels = (attrs.get("Config") or {}).get("Labels") or {}
-    out += label_mismatches(
-        {str(k): str(v) for k, v in labels.items()}, expected_labels(config, target)
-    )
+    out += label_mismatches(image_labels(attrs), expected_labels(config, target))
     return out
 
 
@@ -127,21 +121,16 @@ class PushedRef:
 
 
 def pushed_refs(
-    report: Mapping[str, Any], config: Config, targets: tuple[Target, ...], report_file: Path
+    report: dict[str, Any], config: Config, targets: tuple[Target, ...], report_file: Path
 ) -> dict[str, PushedRef]:
-    """The digest of each target's image from the report's push section.
+    """The digest of each target's image from the config's push record.
 
-    Raises ImageNotFound naming every target the report has no digest for, before
+    Raises NotPushed naming every target the record has no digest for, before
     anything is pulled.
     """
-    push = report.get("push") or {}
+    push = require_push_record(report, config, report_file)
     images = [im for im in push.get("images") or [] if isinstance(im, Mapping)]
     todo = f"run `invoke push-images --config {config.path}` first (it records the digests)"
-    if not images:
-        raise ImageNotFound(
-            f"{report_file}: no pushed images recorded; {todo}, or pass --report PATH to "
-            "the report of that push"
-        )
     out: dict[str, PushedRef] = {}
     missing: list[str] = []
     for t in targets:
@@ -170,7 +159,7 @@ def pushed_refs(
             target=t.name, name=name, digest=str(found["digest"]), tag_refs=tuple(wanted)
         )
     if missing:
-        raise ImageNotFound(
+        raise NotPushed(
             f"{report_file} has no pushed digest for:\n"
             + "\n".join(f"  - {m}" for m in missing)
             + f"\n  {todo}, or pass --report PATH to the report of that push."
@@ -230,26 +219,8 @@ class PullOutcome:
         return TestFailure(text)
 
 
-def _pull_hint(ref: str, detail: str) -> str:
-    registry = ref.split("/", 1)[0]
-    text = f"cannot pull the helper image {ref}: {detail}"
-    low = detail.lower()
-    if "unauthorized" in low or "denied" in low:
-        text += f"\n  log in first: `docker login {registry}`"
-    elif "manifest unknown" in low or "not found" in low:
-        text += (
-            "\n  the registry does not hold that digest: push again (`invoke push-images`) or "
-            "pass --report PATH to the report of the push you mean"
-        )
-    elif "connection refused" in low or "no such host" in low or "timeout" in low:
-        text += (
-            f"\n  is the registry at {registry} running? For the embedded one: `invoke registry-up`"
-        )
-    return text
-
-
 def pull_one(
-    client: docker.DockerClient,
+    engine: Engine,
     config: Config,
     target: Target,
     pushed: PushedRef,
@@ -261,20 +232,20 @@ def pull_one(
     result = PulledImage(
         target=target.name, arch=target.arch.name, platform=target.arch.platform, ref=pushed.ref
     )
-    present = engine.inspect(client, pushed.ref) is not None
+    present = engine.inspect(pushed.ref) is not None
     if present:
         log(f"ok: {pushed.ref} is present locally (unchanged)")
         result.action = "present"
     else:
         try:
-            engine.pull(client, pushed.ref, log, platform=target.arch.platform, hint=_pull_hint)
+            engine.pull(pushed.ref, "helper", log, platform=target.arch.platform)
         except ImageNotFound as e:
             result.error = str(e)
             log(f"  FAILED: {str(e).splitlines()[0]}")
             return result
         result.action = "pulled"
         result.changed = True
-    attrs = engine.inspect(client, pushed.ref)
+    attrs = engine.inspect(pushed.ref)
     if attrs is None:
         result.error = f"pulled {pushed.ref} but the engine does not show it"
         return result
@@ -288,20 +259,19 @@ def pull_one(
         if not present:
             log(f"+ docker rmi {pushed.ref}")
             try:
-                client.api.remove_image(pushed.ref)
-            except docker.errors.APIError as e:
-                log(f"  could not remove it: {e.explanation or e}")
+                engine.remove_image(pushed.ref)
+            except DaemonError as e:
+                log(f"  could not remove it: {e}")
             result.action = "removed"
         return result
     if tag:
         for ref in pushed.tag_refs:
-            now = engine.inspect(client, ref)
+            now = engine.inspect(ref)
             if now is not None and now.get("Id") == result.image_id:
                 log(f"ok: {ref} is tagged (unchanged)")
             else:
                 log(f"+ docker tag {pushed.ref} {ref}")
-                repo, _, t = ref.rpartition(":")
-                client.api.tag(result.image_id, repo, t)
+                engine.tag(result.image_id, ref)
                 result.changed = True
             result.tagged.append(ref)
     result.status = "ok"
@@ -313,29 +283,24 @@ def pull_images(
     target_names: list[str] | None = None,
     *,
     report: Path | None = None,
-    client: docker.DockerClient | None = None,
+    engine: Engine | None = None,
     tag: bool = True,
     log: Log = print,
 ) -> PullOutcome:
-    """Pull the selected targets' helper images by the digests the report recorded.
+    """Pull the selected targets' helper images by the digests the config's push
+    record holds.
 
-    Raises ImageNotFound before pulling anything when the report lacks a digest.
+    Raises NotPushed before pulling anything when the report lacks a digest.
     Mismatches and failed pulls do not raise: see ``PullOutcome.failure()``.
     """
     targets = config.select(target_names)
     report_file = report or report_path()
-    data = read_report(report_file)
-    if not data:
-        raise ImageNotFound(
-            f"no report at {report_file}; run `invoke push-images --config {config.path}` "
-            "first (it records the digests), or pass --report PATH"
-        )
-    refs = pushed_refs(data, config, targets, report_file)
-    client = client or engine.connect()
+    refs = pushed_refs(read_report(report_file), config, targets, report_file)
+    engine = engine or Engine.connect()
     images = []
     for i, t in enumerate(targets, 1):
         log(f"[{i}/{len(targets)}] {t.name} ({t.arch.platform})")
-        images.append(pull_one(client, config, t, refs[t.name], tag=tag, log=log))
+        images.append(pull_one(engine, config, t, refs[t.name], tag=tag, log=log))
     return PullOutcome(report=str(report_file), images=images)
 
 

@@ -16,20 +16,21 @@ Verdicts predict what `docker run` of an image does on this host:
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import json
-import os
 import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xarch.errors import DaemonError, EngineUnavailable
 from xarch.host import binfmt
 from xarch.host import emulators as hostemu
-from xarch.images.helper import helper_ref
+from xarch.images.installer import BIND_PATH
 from xarch.model.arch import Arch, host_arch
 from xarch.model.config import Config, Target
+from xarch.model.naming import helper_ref
 from xarch.model.tables import format_table
+from xarch.oci.engine import START_HINT, Engine
 
 RUNS = "runs"
 EXEC_FORMAT = "exec-format-error"
@@ -147,62 +148,43 @@ def fix_for(
     return f"{cmd} --force"
 
 
-def _docker_check(timeout: float = 3.0) -> tuple[Check, Any]:
-    import docker
-    import docker.errors
-    import requests
-
+def _docker_check(timeout: float = 3.0) -> tuple[Check, Engine | None]:
     try:
-        client = docker.from_env(timeout=int(timeout))
-        v = client.version()
-    except (docker.errors.DockerException, requests.RequestException) as e:
-        return (
-            Check(
-                "docker",
-                False,
-                f"the Docker daemon does not answer ({str(e).splitlines()[0][:120]})",
-                "systemctl start docker   # or: dockerd &   (install: apt-get install docker.io)",
-            ),
-            None,
-        )
+        engine = Engine.connect(timeout=int(timeout))
+    except EngineUnavailable as e:
+        return Check("docker", False, str(e).splitlines()[0], START_HINT), None
+    v = engine.version()
     return (
         Check("docker", True, f"Docker engine {v.get('Version')} (API {v.get('ApiVersion')})"),
-        client,
+        engine,
     )
 
 
-def _probe(client: Any, image: str, privileged: bool) -> Check:
+def _probe(engine: Engine, image: str, privileged: bool) -> Check:
     """Start the installer image the two ways a user could: --privileged, and the
     least-privilege way (binfmt_misc bind-mounted outside /proc, which runc allows)."""
-    import docker.errors
-
-    from xarch.images.installer import BIND_PATH
-
     name = "privileged container" if privileged else "least-privilege binfmt path"
-    # No network: the probe needs none, and skipping its setup halves the start time.
-    kwargs: dict[str, Any] = {"entrypoint": ["/bin/busybox"], "network_mode": "none"}
     if privileged:
-        kwargs["privileged"] = True
         cmd = ["true"]
+        volumes = {}
     else:
-        kwargs["volumes"] = {str(binfmt.BINFMT_DIR): {"bind": BIND_PATH, "mode": "rw"}}
         cmd = ["test", "-w", f"{BIND_PATH}/register"]
-    container = None
+        volumes = {str(binfmt.BINFMT_DIR): (BIND_PATH, "rw")}
     try:
-        # create + start + remove ourselves: the SDK's run(remove=True) leaves a container
-        # behind when the start itself fails (as --privileged does on these hosts).
-        container = client.containers.create(image, cmd, **kwargs)
-        container.start()
-        exit_status = container.wait().get("StatusCode", 1)
-    except docker.errors.APIError as e:
-        detail = str(e.explanation or e).splitlines()[0]
+        # No network: the probe needs none, and skipping its setup halves the start time.
+        exit_status = engine.run(
+            image,
+            cmd,
+            entrypoint=["/bin/busybox"],
+            network="none",
+            privileged=privileged,
+            volumes=volumes,
+        )
+    except DaemonError as e:
+        detail = e.detail.splitlines()[0]
         if "apply caps" in detail:
             detail = "unable to apply caps: the host's capability bounding set is narrower"
         return Check(name, False, detail[:200])
-    finally:
-        if container is not None:
-            with contextlib.suppress(docker.errors.APIError):
-                container.remove(force=True)
     if exit_status != 0:
         return Check(name, False, f"started, but the check failed (exit {exit_status})")
     if privileged:
@@ -254,9 +236,9 @@ def diagnose(
     pin = config.qemu if config else None
     report.handlers = [s.to_json() for s in hostemu.status(pin, root=root)] if available else []
 
-    docker_check, client = _docker_check()
+    docker_check, engine = _docker_check()
     report.checks.append(docker_check)
-    if client is not None and probe_containers:
+    if engine is not None and probe_containers:
         if probe_image is None:
             report.checks.append(
                 Check(
@@ -268,12 +250,12 @@ def diagnose(
             )
         else:
             with concurrent.futures.ThreadPoolExecutor(2) as pool:
-                futures = [pool.submit(_probe, client, probe_image, p) for p in (True, False)]
+                futures = [pool.submit(_probe, engine, probe_image, p) for p in (True, False)]
                 report.checks.extend(f.result() for f in futures)
 
     if config is not None:
         for t in config.targets:
-            report.targets.append(_target_verdict(t, config, entries, status_on, client))
+            report.targets.append(_target_verdict(t, config, entries, status_on, engine))
     return report
 
 
@@ -282,7 +264,7 @@ def _target_verdict(
     config: Config,
     entries: list[binfmt.BinfmtEntry] | None,
     status_on: bool,
-    client: Any,
+    engine: Engine | None,
 ) -> Verdict:
     image = helper_ref(config, t, t.tags[0])
     # A helper image carries its emulator where a handler without F looks for it.
@@ -291,11 +273,11 @@ def _target_verdict(
     )
     base_verdict, base_reason = predict(t.arch, entries, frozenset(), status_on=status_on)
     fix = fix_for(verdict, t.arch, entries, str(config.path))
-    if client is None:
+    if engine is None:
         verdict, reason, fix = (
             UNKNOWN,
             f"the Docker daemon does not answer; the kernel side says: {MESSAGES[verdict]}",
-            "systemctl start docker   # or: dockerd &",
+            START_HINT,
         )
     base = (
         getattr(t.base, "pull_ref", "")
@@ -364,7 +346,3 @@ def render(report: DoctorReport) -> str:
 
 def dumps(report: DoctorReport) -> str:
     return json.dumps(report.to_json(), indent=2, sort_keys=True)
-
-
-def is_root() -> bool:
-    return os.geteuid() == 0

@@ -1,0 +1,100 @@
+"""build-images: the selected helper images, then the binfmt installer's variants
+when the selection includes it (model/naming.select decides), one report section.
+
+Each image is built by its own builder (helper.py, installer.py), which returns a
+BuildResult; a failure is recorded and the next image is still built. The report
+is written before the first error is raised.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from xarch import __version__
+from xarch.errors import XarchError
+from xarch.host import qemu
+from xarch.images import standin
+from xarch.images.helper import build_target, source_revision
+from xarch.images.installer import build_variant
+from xarch.images.results import BuildResult, summary_table
+from xarch.model.config import Config
+from xarch.model.naming import helper_ref, installer_settings, select, variant_refs, variant_target
+from xarch.model.report import write_section
+from xarch.oci.engine import Engine
+
+Log = Callable[[str], None]
+
+
+def build_images(
+    config: Config,
+    target_names: list[str] | None = None,
+    *,
+    no_cache: bool = False,
+    engine: Engine | None = None,
+    report: Path | None = None,
+    log: Log = print,
+) -> list[BuildResult]:
+    """Build the selected targets (and the installer with them, see naming.select);
+    returns one result per image, failures included. Raises the first XarchError
+    after writing the report when any image failed."""
+    selection = select(config, target_names)
+    hosts = installer_settings(config).hosts if selection.installer else ()
+    total = len(selection.targets) + len(hosts)
+    engine = engine or Engine.connect()
+    if selection.targets:
+        log(f"Checking the pinned emulators (QEMU {config.qemu.version})")
+    emulators = qemu.ensure_emulators(config.qemu, [t.arch for t in selection.targets], log)
+    standin.prepare_targets(config.registry, selection.targets, emulators, log)
+    revision = source_revision()
+    results: list[BuildResult] = []
+    first_error: XarchError | None = None
+    for i, t in enumerate(selection.targets, 1):
+        log(f"[{i}/{total}] {t.name} ({t.arch.platform})")
+        try:
+            results.append(
+                build_target(
+                    engine,
+                    config,
+                    t,
+                    emulators[t.arch.name],
+                    no_cache=no_cache,
+                    revision=revision,
+                    log=log,
+                )
+            )
+        except XarchError as e:
+            first_error = first_error or e
+            refs = [helper_ref(config, t, tag) for tag in t.tags]
+            results.append(BuildResult.begin("helper", t.name, t.arch, refs, error=str(e)))
+            log(f"  {t.name}: FAILED: {str(e).splitlines()[0]}")
+    for i, host in enumerate(hosts, len(selection.targets) + 1):
+        name = variant_target(host)
+        log(f"[{i}/{total}] {name} ({host.arch.platform})")
+        try:
+            results.append(
+                build_variant(engine, config, host, no_cache=no_cache, revision=revision, log=log)
+            )
+        except XarchError as e:
+            first_error = first_error or e
+            refs = variant_refs(config, host)
+            results.append(BuildResult.begin("installer", name, host.arch, refs, error=str(e)))
+            log(f"  {name}: FAILED: {str(e).splitlines()[0]}")
+    path = write_section(
+        "build",
+        {
+            "config": str(config.path),
+            "xarch_version": __version__,
+            "revision": revision,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "targets": [r.to_json() for r in results],
+        },
+        report,
+    )
+    log("")
+    log(summary_table(results))
+    log(f"\nReport: {path}")
+    if first_error is not None:
+        raise first_error
+    return results
