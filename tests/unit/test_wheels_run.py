@@ -325,3 +325,53 @@ def test_a_target_never_pushed_is_refused_before_any_build(tmp_path: Path, stand
             log=lambda _: None,
         )
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "user",
+    [
+        {},
+        {"CIBW_INHERIT": "before-all: append"},
+        {"CIBW_ENVIRONMENT_LINUX": 'FOO="a b"'},
+        {"CIBW_INHERIT": "environment-linux: append"},
+    ],
+    ids=["plain", "own-inherit", "own-linux-env", "own-env-rule"],
+)
+def test_the_ci_jobs_ca_lines_set_what_invoke_wheels_sets(
+    tmp_path: Path, user: dict[str, str]
+) -> None:
+    """The generated wheel job (shell) and `invoke wheels --ca-bundle` (Python) agree."""
+    import subprocess
+
+    from xarch.ci.workflows import CA_BUNDLE_LINES
+
+    bundle = tmp_path / "ca.pem"
+    names = ("SSL_CERT_FILE", "CIBW_ENVIRONMENT_LINUX", "CIBW_INHERIT")
+    script = (
+        "\n".join(CA_BUNDLE_LINES)
+        + "\n"
+        + "".join(f'printf "%s=%s\\n" {n} "${{{n}-<unset>}}"\n' for n in names)
+    )
+    env = {"PATH": "/usr/bin:/bin", "XARCH_CA_BUNDLE": str(bundle), **user}
+    out = subprocess.run(
+        ["bash", "-e", "-c", script], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    got = dict(line.split("=", 1) for line in out.splitlines())
+    expected = {n: user.get(n, "<unset>") for n in names} | ca_environment(user, bundle)
+    assert got == expected
+
+
+def test_the_ci_jobs_ca_lines_do_nothing_when_off() -> None:
+    import subprocess
+
+    from xarch.ci.workflows import CA_BUNDLE_LINES
+
+    script = "\n".join(CA_BUNDLE_LINES) + '\necho "${SSL_CERT_FILE-unset} ${CIBW_INHERIT-unset}"'
+    out = subprocess.run(
+        ["bash", "-e", "-c", script],
+        env={"PATH": "/usr/bin:/bin", "XARCH_CA_BUNDLE": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out == "unset unset\n"

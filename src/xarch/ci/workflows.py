@@ -94,6 +94,7 @@ class CiPlan:
     targets: tuple[Target, ...]  # the publish fan-out (every target of the config)
     cibuildwheel: str
     warnings: tuple[str, ...]
+    ca_bundle: str = ""  # XARCH_CA_BUNDLE's value in the files ("" = off)
 
     @property
     def registry(self) -> str:
@@ -203,11 +204,21 @@ def plan_ci(
     *,
     report_file: Path,
     families: Sequence[str] = (),
-    cibuildwheel: str = CIBUILDWHEEL_VERSION,
+    cibuildwheel: str | None = None,
     cwd: Path | None = None,
+    ca_bundle: str = "",
 ) -> CiPlan:
     """Everything the CI files pin, taken from the config and the report; raises a
     clear error for anything missing (nothing is written then)."""
+    # The config's cibuildwheel.version (what `invoke wheels` runs) unless overridden.
+    cibuildwheel = cibuildwheel or (
+        config.cibuildwheel.version if config.cibuildwheel else CIBUILDWHEEL_VERSION
+    )
+    if ca_bundle and (not ca_bundle.startswith("/") or any(c in ca_bundle for c in "\"'$`\n")):
+        raise BadInput(
+            f"--ca-bundle {ca_bundle!r}: expected an absolute path on the runner (no quotes, "
+            "$ or backticks)"
+        )
     if not re.match(r"^\d+(\.\d+)*$", cibuildwheel):
         raise BadInput(f"--cibuildwheel {cibuildwheel!r}: expected an exact version like 4.3.5")
     # The CI files pin the digests of this config's push record.
@@ -273,6 +284,7 @@ def plan_ci(
         targets=config.targets,
         cibuildwheel=cibuildwheel,
         warnings=tuple(warnings),
+        ca_bundle=ca_bundle,
     )
 
 
@@ -358,8 +370,34 @@ def _register(plan: CiPlan, arch: str) -> Script:
     )
 
 
+#: The extra CA bundle in the wheel job, as `invoke wheels --ca-bundle` does it:
+#: cibuildwheel copies SSL_CERT_FILE into the container as /cibuildwheel-ca-bundle.pem
+#: (and sets PIP_CERT only for pips without truststore); these lines point PIP_CERT,
+#: SSL_CERT_FILE and REQUESTS_CA_BUNDLE at it for every build, prepended to the
+#: project's own `environment` (CIBW_INHERIT) or to a CIBW_ENVIRONMENT_LINUX it sets.
+CA_BUNDLE_LINES = (
+    "# Extra CA bundle (XARCH_CA_BUNDLE: a PEM file on the runner, e.g. a TLS proxy's CA;",
+    "# empty: off) for pip inside the images.",
+    'if [ -n "${XARCH_CA_BUNDLE:-}" ]; then',
+    '  export SSL_CERT_FILE="$XARCH_CA_BUNDLE"',
+    "  ca='PIP_CERT=/cibuildwheel-ca-bundle.pem SSL_CERT_FILE=/cibuildwheel-ca-bundle.pem "
+    "REQUESTS_CA_BUNDLE=/cibuildwheel-ca-bundle.pem'",
+    '  if [ -n "${CIBW_ENVIRONMENT_LINUX+set}" ]; then',
+    '    export CIBW_ENVIRONMENT_LINUX="$ca $CIBW_ENVIRONMENT_LINUX"',
+    "  else",
+    '    export CIBW_ENVIRONMENT_LINUX="$ca"',
+    '    case "${CIBW_INHERIT:-}" in',
+    "      *environment-linux*) ;;",
+    '      *) export CIBW_INHERIT="${CIBW_INHERIT:+$CIBW_INHERIT; }environment-linux: prepend" ;;',
+    "    esac",
+    "  fi",
+    "fi",
+)
+
+
 def _cibuildwheel(plan: CiPlan, venv: str) -> Script:
     return script(
+        *CA_BUNDLE_LINES,
         f'python3 -m venv "{venv}"',
         f'"{venv}/bin/pip" install -q cibuildwheel=={plan.cibuildwheel}',
         f'"{venv}/bin/cibuildwheel" --platform linux --output-dir wheelhouse',
@@ -444,6 +482,7 @@ def github_files(
         "name": "xarch wheels",
         "on": {"push": {}, "pull_request": {}, "workflow_dispatch": {}},
         "permissions": {"contents": "read"},
+        "env": {"XARCH_CA_BUNDLE": plan.ca_bundle},
         "jobs": {
             "linux-emulated": {
                 "name": "wheels (linux ${{ matrix.arch }}, emulated)",
@@ -681,7 +720,7 @@ def gitlab_files(
             "parallel": {
                 "matrix": [{"CIBW_ARCHS_LINUX": [w.arch.name for w in plan.wheel_images]}]
             },
-            "variables": _wheel_env(plan),
+            "variables": {**_wheel_env(plan), "XARCH_CA_BUNDLE": plan.ca_bundle},
             "script": [
                 *login,
                 _register(plan, '"$CIBW_ARCHS_LINUX"'),
@@ -792,14 +831,20 @@ def ci_config(
     families: Sequence[str] = (),
     runner: Sequence[str] = (),
     wheels_runner: str = WHEELS_RUNNER,
-    cibuildwheel: str = CIBUILDWHEEL_VERSION,
+    cibuildwheel: str | None = None,
     force: bool = False,
+    ca_bundle: str = "",
     log: Log = print,
 ) -> list[Written]:
     if provider not in PROVIDERS:
         raise BadInput(f"--provider {provider!r}: one of {', '.join(PROVIDERS)}")
     plan = plan_ci(
-        config, report, report_file=report_file, families=families, cibuildwheel=cibuildwheel
+        config,
+        report,
+        report_file=report_file,
+        families=families,
+        cibuildwheel=cibuildwheel,
+        ca_bundle=ca_bundle,
     )
     files = render(plan, provider, report_file, runner=runner, wheels_runner=wheels_runner)
     written = write_files(files, output, force=force)

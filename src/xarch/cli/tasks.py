@@ -420,8 +420,11 @@ def provision_runner(
         "runner": "runner labels (GitHub) or tags (GitLab) of the jobs that run xarch itself; "
         "repeatable (default: self-hosted linux x64 / xarch)",
         "wheels_runner": "GitHub runner of the wheel jobs (default ubuntu-24.04)",
-        "cibuildwheel": "cibuildwheel version the wheel jobs install (exact)",
+        "cibuildwheel": "cibuildwheel version the wheel jobs install (exact; default: the "
+        "config's cibuildwheel.version)",
         "force": "replace existing files with other content",
+        "ca_bundle": "default of the wheel job's XARCH_CA_BUNDLE: the path on the runner of an "
+        "extra CA bundle pip in the images must trust (default: off)",
     },
     iterable=["family", "runner"],
 )
@@ -437,6 +440,7 @@ def ci_config(
     wheels_runner: str = "",
     cibuildwheel: str = "",
     force: bool = False,
+    ca_bundle: str = "",
 ) -> None:
     """Write CI files: wheels in the helper images, image publishing, a pin check."""
     from xarch.ci import workflows as ciconfig
@@ -456,8 +460,9 @@ def ci_config(
         families=family or [],
         runner=runner or [],
         wheels_runner=wheels_runner or ciconfig.WHEELS_RUNNER,
-        cibuildwheel=cibuildwheel or ciconfig.CIBUILDWHEEL_VERSION,
+        cibuildwheel=cibuildwheel or None,
         force=force,
+        ca_bundle=ca_bundle,
     )
 
 
@@ -556,6 +561,43 @@ def pin(
     help={
         "config": CONFIG_HELP,
         "target": TARGET_HELP,
+        "project": "the Python project to build (a directory with pyproject.toml or setup.py; "
+        "default: the current directory)",
+        "output": "where the wheels go once every build and test passed (default wheelhouse)",
+        "report": "the report whose push section holds the digests "
+        "(default build/xarch-report.json)",
+        "ca_bundle": "an extra CA bundle (PEM) pip in the images must trust, e.g. a "
+        "TLS-intercepting proxy's; off by default",
+    },
+    iterable=["target"],
+)
+@user_errors
+def wheels(
+    c: Context,
+    config: str = DEFAULT_CONFIG,
+    target: list[str] | None = None,
+    project: str = ".",
+    output: str = "wheelhouse",
+    report: str | None = None,
+    ca_bundle: str | None = None,
+) -> None:
+    """Build a project's wheels with the pinned cibuildwheel in the pushed helper images."""
+    from xarch.wheels.run import build_wheels
+
+    build_wheels(
+        _load(config),
+        target or None,
+        project=Path(project),
+        output=Path(output),
+        report=Path(report) if report else None,
+        ca_bundle=ca_bundle,
+    )
+
+
+@task(
+    help={
+        "config": CONFIG_HELP,
+        "target": TARGET_HELP,
         "quick": "fewer repetitions, smaller workloads, one alternative setting (< 5 min)",
         "output": "directory for bench.json and bench-emulation.png (default build/bench)",
     },
@@ -595,6 +637,7 @@ for _t in (
     push_arch,
     push_index,
     pin,
+    wheels,
     bench,
 ):
     ns.add_task(_t)
