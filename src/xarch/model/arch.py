@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 from xarch.errors import BadInput
 
+#: Debian architecture -> GNU triplet, where it is not `uname -m` plus -linux-gnu.
+_GNU_TRIPLETS = {"ppc64el": "powerpc64le-linux-gnu", "armhf": "arm-linux-gnueabihf"}
+
 
 @dataclass(frozen=True, kw_only=True)
 class Arch:
@@ -52,6 +55,11 @@ class Arch:
     @property
     def binfmt_name(self) -> str:
         return f"qemu-{self.qemu_name}"
+
+    @property
+    def gnu_triplet(self) -> str:
+        """Debian's multiarch triplet (``gcc -dumpmachine``), e.g. aarch64-linux-gnu."""
+        return _GNU_TRIPLETS.get(self.debian_arch, f"{self.name}-linux-gnu")
 
     def matches_platform(self, os: str, architecture: str, variant: str) -> bool:
         """Whether an image's os/architecture/variant is this architecture's platform,

@@ -1,0 +1,255 @@
+"""Equivalence probe of an accelerated image: the corpus compiled both ways, compared.
+
+``resources/native/probe.sh`` runs inside the image and compiles the corpus with the
+emulated leaves (``XARCH_NATIVE_TOOLS=0``) and with the native ones (``=1``) into
+``out/emulated`` and ``out/native``; :func:`compare_trees` (pure, on the host) then
+requires:
+
+- assembly (``*.s``) identical except ``.ident`` lines;
+- objects identical once ``.comment`` is removed (``*.nc.o``, made by the image's
+  ``objcopy --remove-section .comment``); the raw ``*.o`` are not compared, their
+  ``.comment`` may name another package revision;
+- the linked programs' output (``*.out``), the compilers' exit codes (``*.rc``) and the
+  include search lists (``search-*.txt``) identical;
+- the same set of files on both sides.
+
+The first difference names the file and, for text, the line. The corpus: the bench's
+generated C file (with a ``main``), C++ with templates, exceptions, RTTI and
+``<iostream>``, a C extension module against the image's ``Python.h`` and a compact
+LZSS compressor, each at ``-O0``, ``-O2`` and ``-O3 -g``, with and without ``-fPIC``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from xarch.errors import XarchError
+from xarch.images.resources import resource_text
+from xarch.model.csource import generate_c_source
+from xarch.oci.engine import Engine
+
+#: Functions in the probe's generated C file (the bench's generator; 400 is the bench's
+#: large size, which takes about 25 s per compile under emulation).
+PROBE_FUNCTIONS = 120
+CORPUS = ("cxx_features.cpp", "lzss.c", "pyext_module.c")
+PROBE_DIR_IN_IMAGE = "/xarch-probe"
+SIDES = ("emulated", "native")
+
+Log = Callable[[str], None]
+
+
+class ProbeFailed(XarchError):
+    """The native leaves did not produce what the emulated ones did: exit 1, the image
+    is not tagged as accelerated."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Difference:
+    file: str  # relative to out/<side>
+    line: int  # 1-based; 0 for binary files and missing files
+    emulated: str  # the emulated side's line (or a description)
+    native: str
+
+    def describe(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}\n  emulated: {self.emulated}\n  native:   {self.native}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeResult:
+    compared: int  # files compared
+    difference: Difference | None
+
+    @property
+    def passed(self) -> bool:
+        return self.difference is None and self.compared > 0
+
+    def label(self) -> str:
+        """The org.xarch.native.probe label value."""
+        if self.passed:
+            return f"passed ({self.compared} files identical)"
+        return "failed" if self.difference else "empty"
+
+
+# ------------------------------------------------------------------ comparisons (pure)
+
+
+def is_ident(line: str) -> bool:
+    """An assembler ``.ident`` directive (the compiler's version string)."""
+    return line.lstrip().startswith(".ident")
+
+
+def compare_assembly(emulated: str, native: str) -> tuple[int, str, str] | None:
+    """The first differing line (1-based number in the emulated text, both lines),
+    ignoring ``.ident`` lines; None when equivalent."""
+    a = [(i, line) for i, line in enumerate(emulated.splitlines(), 1) if not is_ident(line)]
+    b = [(i, line) for i, line in enumerate(native.splitlines(), 1) if not is_ident(line)]
+    for (ia, la), (_ib, lb) in zip(a, b, strict=False):
+        if la != lb:
+            return (ia, la, lb)
+    if len(a) != len(b):
+        if len(a) > len(b):
+            return (a[len(b)][0], a[len(b)][1], "<end of file>")
+        last = a[-1][0] + 1 if a else 1
+        return (last, "<end of file>", b[len(a)][1])
+    return None
+
+
+def compare_text(emulated: str, native: str) -> tuple[int, str, str] | None:
+    """The first differing line of two texts (program output, search lists)."""
+    a, b = emulated.splitlines(), native.splitlines()
+    for i, (la, lb) in enumerate(zip(a, b, strict=False), 1):
+        if la != lb:
+            return (i, la, lb)
+    if len(a) != len(b):
+        i = min(len(a), len(b))
+        return (
+            i + 1,
+            a[i] if i < len(a) else "<end of file>",
+            b[i] if i < len(b) else "<end of file>",
+        )
+    return None
+
+
+def first_byte_difference(emulated: bytes, native: bytes) -> int | None:
+    """Offset of the first differing byte (or the shorter length); None if equal."""
+    if emulated == native:
+        return None
+    for i, (x, y) in enumerate(zip(emulated, native, strict=False)):
+        if x != y:
+            return i
+    return min(len(emulated), len(native))
+
+
+def compared_files(side: Path) -> set[str]:
+    """The files of one side that the probe compares (relative names)."""
+    out = set()
+    for p in side.rglob("*"):
+        if not p.is_file():
+            continue
+        name = p.name
+        if name.endswith(".nc.o") or name.endswith((".s", ".out", ".rc", ".txt")):
+            out.add(str(p.relative_to(side)))
+    return out
+
+
+def compare_file(name: str, emulated: bytes, native: bytes) -> Difference | None:
+    """Compare one output file by its kind (suffix)."""
+    if name.endswith(".nc.o"):
+        off = first_byte_difference(emulated, native)
+        if off is None:
+            return None
+        return Difference(
+            file=name,
+            line=0,
+            emulated=f"{len(emulated)} bytes; first difference at byte offset {off}",
+            native=f"{len(native)} bytes",
+        )
+    a = emulated.decode(errors="replace")
+    b = native.decode(errors="replace")
+    found = compare_assembly(a, b) if name.endswith(".s") else compare_text(a, b)
+    if found is None:
+        return None
+    line, la, lb = found
+    return Difference(file=name, line=line, emulated=la, native=lb)
+
+
+def compare_trees(emulated: Path, native: Path) -> ProbeResult:
+    """Compare the probe outputs of both sides (see the module docstring)."""
+    a, b = compared_files(emulated), compared_files(native)
+    for name in sorted(a ^ b):
+        present = "present" if name in a else "missing"
+        other = "missing" if name in a else "present"
+        return ProbeResult(
+            compared=len(a & b),
+            difference=Difference(file=name, line=0, emulated=present, native=other),
+        )
+    for name in sorted(a):
+        diff = compare_file(name, (emulated / name).read_bytes(), (native / name).read_bytes())
+        if diff is not None:
+            return ProbeResult(compared=len(a), difference=diff)
+    return ProbeResult(compared=len(a), difference=None)
+
+
+# --------------------------------------------------------------------------- running
+
+
+def write_corpus(directory: Path, functions: int = PROBE_FUNCTIONS) -> None:
+    """The corpus and the probe script, as probe.sh expects them in its DIR."""
+    directory.mkdir(parents=True, exist_ok=True)
+    main = (
+        "\n#include <stdio.h>\n"
+        "int main(void) {\n"
+        "    struct pair p = {1, 2};\n"
+        "    long acc = 0;\n"
+        f"    for (long i = 0; i < 1000; i++) acc ^= f{functions - 1}(i, &p) + f0(i, &p);\n"
+        '    printf("%ld %ld %ld\\n", acc, p.a, p.b);\n'
+        "    return 0;\n"
+        "}\n"
+    )
+    (directory / "generated_main.c").write_text(generate_c_source(functions) + main)
+    for name in CORPUS:
+        (directory / name).write_text(resource_text(f"native/corpus/{name}"))
+    (directory / "probe.sh").write_text(resource_text("native/probe.sh"))
+
+
+def _result(workdir: Path, log: Log) -> ProbeResult:
+    out = workdir / "out"
+    result = compare_trees(out / "emulated", out / "native")
+    if result.passed:
+        log(f"native probe: {result.label()}")
+    return result
+
+
+def require_passed(result: ProbeResult, image: str) -> None:
+    """Raise ProbeFailed naming the first differing file and line."""
+    if result.passed:
+        return
+    if result.difference is None:
+        raise ProbeFailed(f"native probe of {image}: the probe produced no outputs")
+    raise ProbeFailed(
+        f"native probe of {image}: the native leaves differ from the emulated ones at "
+        f"{result.difference.describe()}\n  hint: the image is not tagged as accelerated; "
+        "set accelerate.enabled: false for this target to build it without acceleration"
+    )
+
+
+def run_probe(
+    engine: Engine, image: str, platform: str, workdir: Path, log: Log = print
+) -> ProbeResult:
+    """Run the probe in a container of ``image`` (``workdir`` bind-mounted at
+    /xarch-probe) and compare; the caller decides with :func:`require_passed`."""
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    write_corpus(workdir)
+    log(f"+ docker run {image} sh {PROBE_DIR_IN_IMAGE}/probe.sh {PROBE_DIR_IN_IMAGE}")
+    code = engine.run(
+        image,
+        ["/bin/sh", f"{PROBE_DIR_IN_IMAGE}/probe.sh", PROBE_DIR_IN_IMAGE],
+        platform=platform,
+        entrypoint=[],
+        network="none",
+        volumes={str(workdir): (PROBE_DIR_IN_IMAGE, "rw")},
+    )
+    if code != 0:
+        raise ProbeFailed(f"native probe of {image}: probe.sh exited with {code}")
+    return _result(workdir, log)
+
+
+def run_probe_chroot(root: Path, log: Log = print) -> ProbeResult:
+    """The same probe in an unpacked root filesystem (``chroot``; needs root and the
+    image's binfmt handler). For developing a toolchain pin without an engine."""
+    workdir = root / PROBE_DIR_IN_IMAGE.lstrip("/")
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    write_corpus(workdir)
+    argv = ["chroot", str(root), "/bin/sh", f"{PROBE_DIR_IN_IMAGE}/probe.sh", PROBE_DIR_IN_IMAGE]
+    log("+ " + " ".join(argv))
+    done = subprocess.run(argv, check=False)
+    if done.returncode != 0:
+        raise ProbeFailed(f"native probe in {root}: probe.sh exited with {done.returncode}")
+    return _result(workdir, log)

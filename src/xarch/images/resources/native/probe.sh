@@ -1,0 +1,72 @@
+#!/bin/sh
+# xarch native-compiler equivalence probe. Runs inside the image (under emulation):
+# compiles the corpus in DIR with the emulated leaves (XARCH_NATIVE_TOOLS=0) and with
+# the native ones (=1), into DIR/out/emulated and DIR/out/native, for the host-side
+# comparison (xarch.images.native_probe.compare_trees). Never compares itself.
+#
+#   probe.sh DIR
+#
+# Per source and flag set: NAME.TAG.s (-S), NAME.TAG.o (-c), NAME.TAG.nc.o (the object
+# with .comment removed), NAME.TAG.rc (the compiler's exit codes) and, for programs,
+# NAME.TAG.out (what the linked program printed). Plus search-c.txt and search-c++.txt,
+# the include search lists the drivers report.
+set -u
+DIR=$1
+PYINC=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null || echo /usr/include/python3)
+OBJCOPY=$(command -v objcopy || true)
+
+search_list() {
+    "$@" -v -E - </dev/null 2>&1 >/dev/null \
+        | sed -n '/^#include <\.\.\.> search starts here:$/,/^End of search list\.$/p'
+}
+
+build() { # MODE DRIVER NAME SRC LINK(yes/no) EXTRA_CFLAGS
+    mode=$1 drv=$2 name=$3 src=$4 link=$5 extra=$6
+    out=$DIR/out/$mode
+    for opt in O0 O2 O3g; do
+        case $opt in
+        O0) flags="-O0" ;;
+        O2) flags="-O2" ;;
+        O3g) flags="-O3 -g" ;;
+        esac
+        for pic in nopic pic; do
+            f=$flags
+            [ $pic = pic ] && f="$f -fPIC"
+            tag=$opt-$pic
+            # shellcheck disable=SC2086
+            {
+                $drv $f $extra -S "$DIR/$src" -o "$out/$name.$tag.s" 2>"$out/$name.$tag.err"
+                echo "S $?"
+                $drv $f $extra -c "$DIR/$src" -o "$out/$name.$tag.o" 2>>"$out/$name.$tag.err"
+                echo "C $?"
+            } >"$out/$name.$tag.rc"
+            if [ -n "$OBJCOPY" ] && [ -f "$out/$name.$tag.o" ]; then
+                "$OBJCOPY" --remove-section .comment "$out/$name.$tag.o" "$out/$name.$tag.nc.o"
+            fi
+            if [ "$link" = yes ] && [ -f "$out/$name.$tag.o" ]; then
+                # The link runs the image's own (emulated) linker either way: only ld reads .o.
+                $drv $f "$out/$name.$tag.o" -o "$out/$name.$tag.bin" 2>>"$out/$name.$tag.err" \
+                    && "$out/$name.$tag.bin" >"$out/$name.$tag.out" 2>&1
+                echo "L $?" >>"$out/$name.$tag.rc"
+                rm -f "$out/$name.$tag.bin"
+            fi
+        done
+    done
+}
+
+for mode in emulated native; do
+    XARCH_NATIVE_TOOLS=0
+    [ $mode = native ] && XARCH_NATIVE_TOOLS=1
+    export XARCH_NATIVE_TOOLS
+    rm -rf "$DIR/out/$mode"
+    mkdir -p "$DIR/out/$mode"
+    # The same working directory both ways: -g records it (DW_AT_comp_dir).
+    cd "$DIR" || exit 1
+    search_list gcc -x c >"$DIR/out/$mode/search-c.txt"
+    search_list g++ -x c++ >"$DIR/out/$mode/search-c++.txt"
+    build $mode gcc generated generated_main.c yes ""
+    build $mode g++ cxx_features cxx_features.cpp yes ""
+    build $mode gcc lzss lzss.c yes ""
+    build $mode gcc pyext_module pyext_module.c no "-I$PYINC -fwrapv"
+done
+echo "xarch probe: outputs in $DIR/out"

@@ -1,0 +1,163 @@
+"""The native-compiler probe's comparison rules (xarch.images.native_probe), on real
+files in tmp_path: what counts as equivalent, and that the first difference is named
+with its file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from xarch.images import native_probe as probe
+
+ASM = """\
+\t.arch armv8-a
+\t.file\t"lzss.c"
+\t.text
+\t.align\t2
+\t.global\tf0
+f0:
+\tadd\tx0, x0, 3
+\tret
+\t.ident\t"GCC: (Debian 10.2.1-6) 10.2.1 20210110"
+\t.section\t.note.GNU-stack,"",@progbits
+"""
+
+
+def write_side(root: Path, files: dict[str, bytes | str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        p = root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            p.write_text(content)
+        else:
+            p.write_bytes(content)
+    return root
+
+
+def sides(
+    tmp_path: Path, emulated: dict[str, bytes | str], native: dict[str, bytes | str]
+) -> probe.ProbeResult:
+    return probe.compare_trees(
+        write_side(tmp_path / "emulated", emulated), write_side(tmp_path / "native", native)
+    )
+
+
+GOOD: dict[str, bytes | str] = {
+    "lzss.O2-pic.s": ASM,
+    "lzss.O2-pic.nc.o": b"\x7fELF\x02\x01\x01object bytes",
+    "lzss.O2-pic.out": "in 200000 crc 743fc4aa packed 29726\n",
+    "lzss.O2-pic.rc": "S 0\nC 0\nL 0\n",
+    "search-c.txt": "#include <...> search starts here:\n /usr/include\nEnd of search list.\n",
+}
+
+
+def test_identical_outputs_pass(tmp_path: Path) -> None:
+    result = sides(tmp_path, GOOD, GOOD)
+    assert result.passed
+    assert result.compared == 5
+    assert result.label() == "passed (5 files identical)"
+
+
+def test_only_ident_lines_may_differ(tmp_path: Path) -> None:
+    other = dict(GOOD, **{"lzss.O2-pic.s": ASM.replace("10.2.1-6)", "10.2.1-6cross1)")})
+    assert sides(tmp_path, GOOD, other).passed
+
+
+def test_an_assembly_difference_names_file_and_line(tmp_path: Path) -> None:
+    other = dict(GOOD, **{"lzss.O2-pic.s": ASM.replace("add\tx0, x0, 3", "add\tx0, x0, 4")})
+    result = sides(tmp_path, GOOD, other)
+    assert not result.passed
+    assert result.difference == probe.Difference(
+        file="lzss.O2-pic.s", line=7, emulated="\tadd\tx0, x0, 3", native="\tadd\tx0, x0, 4"
+    )
+    assert result.label() == "failed"
+    with pytest.raises(probe.ProbeFailed, match=r"lzss\.O2-pic\.s:7\n  emulated: \tadd\tx0, x0, 3"):
+        probe.require_passed(result, "helper:aarch64")
+
+
+def test_an_extra_ident_line_does_not_shift_the_comparison() -> None:
+    a = 'x\n.ident "a"\ny\n'
+    b = 'x\ny\n\t.ident "b"\n'
+    assert probe.compare_assembly(a, b) is None
+
+
+def test_assembly_truncated_on_one_side() -> None:
+    assert probe.compare_assembly("a\nb\n", "a\n") == (2, "b", "<end of file>")
+    assert probe.compare_assembly("a\n", "a\nb\n") == (2, "<end of file>", "b")
+
+
+def test_object_difference_names_the_byte_offset(tmp_path: Path) -> None:
+    other = dict(GOOD, **{"lzss.O2-pic.nc.o": b"\x7fELF\x02\x01\x01object bytez"})
+    result = sides(tmp_path, GOOD, other)
+    assert result.difference is not None
+    assert result.difference.file == "lzss.O2-pic.nc.o"
+    assert result.difference.line == 0
+    assert "byte offset 18" in result.difference.emulated
+
+
+def test_raw_objects_are_not_compared(tmp_path: Path) -> None:
+    """Their .comment may carry another package revision; the .nc.o copies are compared."""
+    result = sides(
+        tmp_path,
+        dict(GOOD, **{"lzss.O2-pic.o": b"comment A"}),
+        dict(GOOD, **{"lzss.O2-pic.o": b"comment B"}),
+    )
+    assert result.passed
+
+
+def test_program_output_difference(tmp_path: Path) -> None:
+    other = dict(GOOD, **{"lzss.O2-pic.out": "in 200000 crc 00000000 packed 29726\n"})
+    result = sides(tmp_path, GOOD, other)
+    assert result.difference is not None
+    assert (result.difference.file, result.difference.line) == ("lzss.O2-pic.out", 1)
+
+
+def test_exit_code_difference_is_a_difference(tmp_path: Path) -> None:
+    """A native leaf that fails (crash, missing) shows as a different exit code."""
+    other = dict(GOOD, **{"lzss.O2-pic.rc": "S 0\nC 1\nL 0\n"})
+    result = sides(tmp_path, GOOD, other)
+    assert result.difference == probe.Difference(
+        file="lzss.O2-pic.rc", line=2, emulated="C 0", native="C 1"
+    )
+
+
+def test_a_file_missing_on_one_side(tmp_path: Path) -> None:
+    native = {k: v for k, v in GOOD.items() if k != "lzss.O2-pic.out"}
+    result = sides(tmp_path, GOOD, native)
+    assert result.difference == probe.Difference(
+        file="lzss.O2-pic.out", line=0, emulated="present", native="missing"
+    )
+
+
+def test_no_outputs_is_not_a_pass(tmp_path: Path) -> None:
+    result = sides(tmp_path, {}, {})
+    assert not result.passed
+    assert result.label() == "empty"
+    with pytest.raises(probe.ProbeFailed, match="no outputs"):
+        probe.require_passed(result, "img")
+
+
+def test_the_first_difference_in_name_order_is_reported(tmp_path: Path) -> None:
+    other = dict(GOOD)
+    other["lzss.O2-pic.out"] = "changed\n"
+    other["lzss.O2-pic.s"] = ASM.replace("ret", "nop")
+    result = sides(tmp_path, GOOD, other)
+    assert result.difference is not None
+    assert result.difference.file == "lzss.O2-pic.out"
+
+
+def test_first_byte_difference() -> None:
+    assert probe.first_byte_difference(b"abc", b"abc") is None
+    assert probe.first_byte_difference(b"abc", b"abd") == 2
+    assert probe.first_byte_difference(b"abc", b"ab") == 2
+
+
+def test_write_corpus_holds_every_probe_input(tmp_path: Path) -> None:
+    probe.write_corpus(tmp_path, functions=8)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert names == {"generated_main.c", "probe.sh", *probe.CORPUS}
+    main = (tmp_path / "generated_main.c").read_text()
+    assert "long f7(long x, struct pair *p)" in main
+    assert "f7(i, &p)" in main
