@@ -19,11 +19,11 @@ import yaml
 
 from xarch.errors import XarchError
 from xarch.host import qemu
-from xarch.images.helper import build_images
+from xarch.images.build import build_images
 from xarch.images.standin import StandinSpec, ensure_standin_base
 from xarch.model.config import BootstrapBase, Config, PinnedBase, RegistrySettings, load_config
-from xarch.oci import engine
 from xarch.oci import registry_server as rs
+from xarch.oci.engine import Engine
 from xarch.oci.registry_server import RegistryServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -115,7 +115,7 @@ def quiet(_: str) -> None:
 @pytest.fixture(scope="session")
 def client() -> docker.DockerClient:
     try:
-        return engine.connect()
+        return Engine.connect().client
     except XarchError as e:
         pytest.skip(f"no Docker engine: {e}")
 
@@ -242,4 +242,4 @@ def pinned_config(
 
 @pytest.fixture(scope="session")
 def built(pinned_config: Config, client: docker.DockerClient) -> list[Any]:
-    return build_images(pinned_config, no_cache=True, client=client, log=quiet)
+    return build_images(pinned_config, no_cache=True, engine=Engine(client), log=quiet)

@@ -17,9 +17,10 @@ import yaml
 
 from xarch.ci.workflows import IMAGE_REF_RE, plan_ci, render
 from xarch.errors import BadInput, RegistryError
-from xarch.images.helper import build_images
+from xarch.images.build import build_images
 from xarch.model.config import Config, PinnedBase, load_config
-from xarch.model.report import read_report
+from xarch.model.report import push_record, read_report
+from xarch.oci.engine import Engine
 from xarch.oci.registry import RegistryClient, build_index
 from xarch.oci.registry_server import RegistryServer
 from xarch.publish.fanout import push_arch, push_index, read_digests
@@ -73,7 +74,7 @@ def fanout_config(
     tmp = tmp_path_factory.mktemp("fanout")
     cfg = config_in(tmp, "fanout", registry_server.address, standin_bases, offline, installer=True)
     names = [t.name for t in cfg.targets]  # the helper images only, not the installer
-    build_images(cfg, names, client=client, report=tmp / "build-report.json", log=quiet)
+    build_images(cfg, names, engine=Engine(client), report=tmp / "build-report.json", log=quiet)
     return cfg
 
 
@@ -83,7 +84,9 @@ def test_fanout_index_equals_the_one_machine_push(
     digests = tmp_path / "artifacts"
     # One "job" per target, each with its own artifact directory, as CI downloads them.
     for t in fanout_config.targets:
-        push_arch(fanout_config, [t.name], digests / f"digests-{t.name}", client=client, log=quiet)
+        push_arch(
+            fanout_config, [t.name], digests / f"digests-{t.name}", engine=Engine(client), log=quiet
+        )
     assert sorted(p.name for p in digests.rglob("*.json")) == [
         "standin-aarch64.json",
         "standin-ppc64le.json",
@@ -97,7 +100,9 @@ def test_fanout_index_equals_the_one_machine_push(
     ]
     # The same images pushed the one-machine way give the very same index.
     names = [t.name for t in fanout_config.targets]
-    one = push_images(fanout_config, names, client=client, report=tmp_path / "one.json", log=quiet)
+    one = push_images(
+        fanout_config, names, engine=Engine(client), report=tmp_path / "one.json", log=quiet
+    )
     assert [ix.digest for ix in one.indexes] == [index.digest]
     reg = RegistryClient(fanout_config.registry.address)
     entries = [
@@ -105,7 +110,8 @@ def test_fanout_index_equals_the_one_machine_push(
         for m in index.manifests
     ]
     assert build_index(entries)[1] == index.digest
-    report = read_report(tmp_path / "r.json")["push"]
+    report = push_record(read_report(tmp_path / "r.json"), fanout_config)
+    assert report is not None
     assert [im["digest"] for im in report["images"]] == [m["digest"] for m in index.manifests]
     assert report["indexes"][0]["digest"] == index.digest and report["errors"] == []
 
@@ -118,8 +124,8 @@ def test_missing_digest_file_writes_no_index(
     tmp_path: Path,
 ) -> None:
     cfg = config_in(tmp_path, "fanout-missing", registry_server.address, standin_bases, offline)
-    build_images(cfg, client=client, report=tmp_path / "b.json", log=quiet)
-    push_arch(cfg, ["standin-aarch64"], tmp_path / "d", client=client, log=quiet)
+    build_images(cfg, engine=Engine(client), report=tmp_path / "b.json", log=quiet)
+    push_arch(cfg, ["standin-aarch64"], tmp_path / "d", engine=Engine(client), log=quiet)
     with pytest.raises(RegistryError, match="no digest file for standin-ppc64le"):
         push_index(cfg, tmp_path / "d", report=tmp_path / "r.json", log=quiet)
     reg = RegistryClient(registry_server.address)
@@ -179,13 +185,15 @@ def test_ci_config_pins_what_the_registry_holds(
         fanout_config,
         [t.name for t in fanout_config.targets],
         tmp_path / "d",
-        client=client,
+        engine=Engine(client),
         log=quiet,
     )
     report_file = tmp_path / "r.json"
     push_index(fanout_config, tmp_path / "d", report=report_file, log=quiet)
     report = read_report(report_file)
-    report["push"]["indexes"].append(installer_index)
+    record = push_record(report, fanout_config)
+    assert record is not None
+    record["indexes"].append(installer_index)
     plan = plan_ci(fanout_config, report, report_file=report_file)
     reg = RegistryClient(fanout_config.registry.address)
     for provider in ("github", "gitlab"):

@@ -18,9 +18,9 @@ import pytest
 from xarch.errors import BadInput
 from xarch.host import binfmt
 from xarch.host import emulators as hostemu
-from xarch.images.helper import L_BASE_REF, helper_ref
 from xarch.model.arch import get_arch
 from xarch.model.config import Config
+from xarch.model.naming import L_BASE_REF, helper_ref
 from xarch.runner import doctor
 
 from .conftest import REPO_ROOT, TAG, quiet

@@ -27,11 +27,13 @@ import yaml
 
 from xarch.errors import XarchError
 from xarch.host import binfmt, qemu
-from xarch.images.helper import L_INPUTS, L_QEMU_VERSION, BuildResult, build_images
-from xarch.images.installer import variant_refs
+from xarch.images.build import build_images
+from xarch.images.results import BuildResult
 from xarch.model.arch import get_arch
 from xarch.model.config import INSTALLER_TARGET, Config, load_config
-from xarch.oci import engine
+from xarch.model.naming import L_INPUTS, L_QEMU_VERSION, variant_refs
+from xarch.model.report import push_record
+from xarch.oci.engine import Engine
 from xarch.oci.registry import RegistryClient
 from xarch.oci.registry_server import RegistryServer
 from xarch.publish.push import PushOutcome, push_images
@@ -59,7 +61,7 @@ def docker_client() -> docker.DockerClient:
     if not binfmt.is_available():
         pytest.skip("binfmt_misc is not mounted at /proc/sys/fs/binfmt_misc")
     try:
-        return engine.connect()
+        return Engine.connect().client
     except XarchError as e:
         pytest.skip(f"no Docker engine: {e}")
 
@@ -111,7 +113,9 @@ def cfg(
 @pytest.fixture(scope="module")
 def built(cfg: Config, docker_client: docker.DockerClient) -> list[BuildResult]:
     start = time.monotonic()
-    results = build_images(cfg, [INSTALLER_TARGET], no_cache=True, client=docker_client, log=quiet)
+    results = build_images(
+        cfg, [INSTALLER_TARGET], no_cache=True, engine=Engine(docker_client), log=quiet
+    )
     print(f"installer build (--no-cache): {time.monotonic() - start:.1f}s")
     return results
 
@@ -165,7 +169,7 @@ def test_both_variants_built_with_their_platform(
         ("binfmt-installer-aarch64", "built"),
     ]
     for arch, ref in refs.items():
-        attrs = engine.inspect(docker_client, ref)
+        attrs = Engine(docker_client).inspect(ref)
         assert attrs is not None
         a = get_arch(arch)
         assert (attrs["Os"], attrs["Architecture"]) == ("linux", a.docker_arch)
@@ -179,7 +183,7 @@ def test_labels_pin_every_binary(
 ) -> None:
     assert cfg.installer is not None
     for host in cfg.installer.hosts:
-        labels = engine.image_labels(docker_client, refs[host.arch.name]) or {}
+        labels = Engine(docker_client).labels(refs[host.arch.name]) or {}
         assert labels[L_QEMU_VERSION] == cfg.qemu.version
         assert labels[L_INPUTS].startswith("sha256:")
         assert labels["io.xarch.version"]
@@ -209,7 +213,7 @@ def test_arm64_variant_carries_the_pinned_x86_64_emulator(
 ) -> None:
     assert cfg.installer is not None
     arm = cfg.installer.hosts[1]
-    attrs = engine.inspect(docker_client, refs["aarch64"]) or {}
+    attrs = Engine(docker_client).inspect(refs["aarch64"]) or {}
     assert (attrs.get("Architecture"), attrs.get("Variant")) == ("arm64", "v8")
     files = _files(docker_client, refs["aarch64"], "/usr/bin")
     assert sorted(files) == ["bin/qemu-x86_64-static", "bin/xarch-binfmt"]
@@ -237,11 +241,13 @@ def test_unchanged_inputs_skip_and_no_cache_rebuilds_the_same_image(
     built: list[BuildResult], cfg: Config, docker_client: docker.DockerClient
 ) -> None:
     start = time.monotonic()
-    again = build_images(cfg, [INSTALLER_TARGET], client=docker_client, log=quiet)
+    again = build_images(cfg, [INSTALLER_TARGET], engine=Engine(docker_client), log=quiet)
     print(f"installer build (unchanged): {time.monotonic() - start:.2f}s")
     assert [r.status for r in again] == ["up-to-date", "up-to-date"]
     assert [r.image_id for r in again] == [r.image_id for r in built]
-    rebuilt = build_images(cfg, [INSTALLER_TARGET], no_cache=True, client=docker_client, log=quiet)
+    rebuilt = build_images(
+        cfg, [INSTALLER_TARGET], no_cache=True, engine=Engine(docker_client), log=quiet
+    )
     assert [r.status for r in rebuilt] == ["built", "built"]
     # A reproducible layer and config: the same inputs give the same image.
     assert [r.image_id for r in rebuilt] == [r.image_id for r in built]
@@ -262,7 +268,7 @@ def test_install_run_uninstall_on_the_real_kernel(
     refs: dict[str, str], docker_client: docker.DockerClient
 ) -> None:
     before = binfmt.snapshot()
-    standin = engine.inspect(docker_client, STANDIN_ARM64) is not None
+    standin = Engine(docker_client).inspect(STANDIN_ARM64) is not None
     with no_aarch64_handler():
         r = arm64_uname(refs["aarch64"])
         assert r.returncode != 0 and "exec format error" in out(r), out(r)
@@ -405,7 +411,7 @@ def test_mounting_binfmt_misc_in_the_container_or_saying_how(refs: dict[str, str
 
 @pytest.fixture(scope="module")
 def pushed(built: list[BuildResult], cfg: Config, docker_client: docker.DockerClient) -> Any:
-    return push_images(cfg, [INSTALLER_TARGET], client=docker_client, log=quiet)
+    return push_images(cfg, [INSTALLER_TARGET], engine=Engine(docker_client), log=quiet)
 
 
 def test_push_writes_an_index_of_both_variants(
@@ -422,7 +428,8 @@ def test_push_writes_an_index_of_both_variants(
     )
     assert platforms == ["linux/amd64", "linux/arm64/v8"]
     assert {m["digest"] for m in doc["manifests"]} == {im.digest for im in pushed.images}
-    report = json.loads((build_dir / "xarch-report.json").read_text())["push"]
+    report = push_record(json.loads((build_dir / "xarch-report.json").read_text()), cfg)
+    assert report is not None
     assert [i["target"] for i in report["images"]] == [
         "binfmt-installer-x86_64",
         "binfmt-installer-aarch64",
@@ -445,5 +452,5 @@ def test_docker_pull_of_the_index_gives_each_variant(
             check=False,
         )
         assert r.returncode == 0, r.stderr
-        assert (engine.inspect(docker_client, ref) or {}).get("Architecture") == arch
+        assert (Engine(docker_client).inspect(ref) or {}).get("Architecture") == arch
         docker_client.images.remove(ref)

@@ -20,20 +20,20 @@ import pytest
 
 from xarch.errors import ChecksumMismatch, ImageNotFound, RegistryError
 from xarch.host import binfmt
-from xarch.images.helper import (
+from xarch.images.build import build_images
+from xarch.images.verify import run_suite
+from xarch.model.config import Config, PinnedBase, load_config
+from xarch.model.naming import (
     L_BASE_DIGEST,
     L_BASE_REF,
     L_INPUTS,
     L_QEMU_SHA,
     L_QEMU_VERSION,
     L_REVISION,
-    build_images,
     helper_ref,
 )
-from xarch.images.verify import run_suite
-from xarch.model.config import Config, PinnedBase, load_config
-from xarch.model.report import read_report
-from xarch.oci import engine
+from xarch.model.report import push_record, read_report
+from xarch.oci.engine import Engine
 from xarch.oci.registry import RegistryClient
 from xarch.oci.registry_server import RegistryServer
 from xarch.publish.push import push_images
@@ -58,7 +58,7 @@ def test_build_gives_each_target_its_own_platform(
 ) -> None:
     assert [r.status for r in built] == ["built", "built"]
     for t in pinned_config.targets:
-        attrs = engine.inspect(client, helper_ref(pinned_config, t, TAG))
+        attrs = Engine(client).inspect(helper_ref(pinned_config, t, TAG))
         assert attrs is not None
         assert (attrs["Os"], attrs["Architecture"]) == ("linux", t.arch.docker_arch)
         assert (attrs.get("Variant") or "") == t.arch.docker_variant
@@ -71,7 +71,7 @@ def test_build_labels_record_base_qemu_and_inputs(
     client: docker.DockerClient,
 ) -> None:
     for t in pinned_config.targets:
-        labels = engine.image_labels(client, helper_ref(pinned_config, t, TAG)) or {}
+        labels = Engine(client).labels(helper_ref(pinned_config, t, TAG)) or {}
         base = standin_bases[t.arch.name]
         assert labels[L_BASE_DIGEST] == base.digest
         assert labels[L_BASE_REF] == f"{base.image}@{base.digest}"
@@ -90,7 +90,7 @@ def _current_ids(config: Config, client: docker.DockerClient) -> list[str]:
     """
     ids = []
     for t in config.targets:
-        attrs = engine.inspect(client, helper_ref(config, t, TAG))
+        attrs = Engine(client).inspect(helper_ref(config, t, TAG))
         assert attrs is not None, f"{t.name}: no helper image"
         ids.append(str(attrs["Id"]))
     return ids
@@ -100,7 +100,7 @@ def test_build_report_lists_every_target(
     built: list[Any], pinned_config: Config, client: docker.DockerClient, isolated_build_dir: Path
 ) -> None:
     # Every build rewrites the report: read the one this build writes.
-    results = build_images(pinned_config, client=client, log=quiet)
+    results = build_images(pinned_config, engine=Engine(client), log=quiet)
     report = json.loads((isolated_build_dir / "xarch-report.json").read_text())
     rows = {r["target"]: r for r in report["build"]["targets"]}
     assert set(rows) == {"standin-aarch64", "standin-ppc64le"}
@@ -114,7 +114,7 @@ def test_unchanged_rebuild_is_skipped(
     built: list[Any], pinned_config: Config, client: docker.DockerClient
 ) -> None:
     before = _current_ids(pinned_config, client)
-    again = build_images(pinned_config, client=client, log=quiet)
+    again = build_images(pinned_config, engine=Engine(client), log=quiet)
     assert [r.status for r in again] == ["up-to-date", "up-to-date"]
     assert [r.image_id for r in again] == before
     assert _current_ids(pinned_config, client) == before
@@ -124,7 +124,7 @@ def test_no_cache_rebuilds_everything(
     built: list[Any], pinned_config: Config, client: docker.DockerClient
 ) -> None:
     before = _current_ids(pinned_config, client)
-    again = build_images(pinned_config, no_cache=True, client=client, log=quiet)
+    again = build_images(pinned_config, no_cache=True, engine=Engine(client), log=quiet)
     assert [r.status for r in again] == ["built", "built"]
     # New images (each records its own creation time), and the tags now point at them.
     after = _current_ids(pinned_config, client)
@@ -152,12 +152,14 @@ def test_changed_input_rebuilds_only_that_target(
         )
     )
     try:
-        result = build_images(changed, client=client, log=quiet)
+        result = build_images(changed, engine=Engine(client), log=quiet)
         assert [r.status for r in result] == ["built"]
-        untouched = build_images(pinned_config, ["standin-ppc64le"], client=client, log=quiet)
+        untouched = build_images(
+            pinned_config, ["standin-ppc64le"], engine=Engine(client), log=quiet
+        )
         assert [r.status for r in untouched] == ["up-to-date"]
     finally:
-        build_images(pinned_config, ["standin-aarch64"], client=client, log=quiet)
+        build_images(pinned_config, ["standin-aarch64"], engine=Engine(client), log=quiet)
 
 
 def test_checksum_mismatch_builds_nothing(
@@ -181,8 +183,8 @@ def test_checksum_mismatch_builds_nothing(
         )
     )
     with pytest.raises(ChecksumMismatch, match="0000000000000000"):
-        build_images(bad, client=client, log=quiet)
-    assert engine.inspect(client, helper_ref(bad, bad.targets[0], TAG)) is None
+        build_images(bad, engine=Engine(client), log=quiet)
+    assert Engine(client).inspect(helper_ref(bad, bad.targets[0], TAG)) is None
     assert not list((tmp_path / "cache").rglob("qemu-aarch64-static"))
 
 
@@ -203,7 +205,7 @@ def test_unpullable_base_fails_clearly(
         )
     )
     with pytest.raises(ImageNotFound, match="cannot pull the base image") as err:
-        build_images(cfg, client=client, log=quiet)
+        build_images(cfg, engine=Engine(client), log=quiet)
     assert err.value.exit_code == 1
     report = read_report()
     assert [r["status"] for r in report["build"]["targets"]] == ["failed"]
@@ -217,7 +219,7 @@ def pushed(built: list[Any], pinned_config: Config, client: docker.DockerClient)
     """A push of the current helper images, per test: other tests rebuild the images and
     rewrite the report, so an outcome kept for the session would depend on test order.
     Pushing what the registry already holds only writes the manifests again."""
-    return push_images(pinned_config, client=client, log=quiet)
+    return push_images(pinned_config, engine=Engine(client), log=quiet)
 
 
 def test_push_writes_one_index_listing_every_platform(
@@ -236,11 +238,16 @@ def test_push_writes_one_index_listing_every_platform(
     assert platforms == ["linux/arm64/v8", "linux/ppc64le"]
 
 
-def test_push_records_digests_in_report(pushed: Any, isolated_build_dir: Path) -> None:
-    report = json.loads((isolated_build_dir / "xarch-report.json").read_text())
-    assert [i["digest"] for i in report["push"]["images"]] == [i.digest for i in pushed.images]
-    assert [i["digest"] for i in report["push"]["indexes"]] == [i.digest for i in pushed.indexes]
-    assert report["push"]["errors"] == []
+def test_push_records_digests_in_report(
+    pushed: Any, pinned_config: Config, isolated_build_dir: Path
+) -> None:
+    report = push_record(read_report(isolated_build_dir / "xarch-report.json"), pinned_config)
+    assert report is not None
+    # The config's record: this push's refs with their digests (a record keeps what other
+    # pushes with the same registry and namespace recorded under other refs).
+    recorded = {i["ref"]: i["digest"] for i in report["images"] + report["indexes"]}
+    assert {i.ref: i.digest for i in [*pushed.images, *pushed.indexes]}.items() <= recorded.items()
+    assert report["errors"] == []
 
 
 def test_index_serves_each_platform_to_docker_pull(
@@ -256,7 +263,7 @@ def test_index_serves_each_platform_to_docker_pull(
             check=False,
         )
         assert r.returncode == 0, r.stderr
-        assert (engine.inspect(client, ref) or {}).get("Architecture") == arch
+        assert (Engine(client).inspect(ref) or {}).get("Architecture") == arch
         client.images.remove(ref)
 
 
@@ -276,9 +283,9 @@ def test_push_refuses_index_when_a_member_was_never_pushed(
             namespace="partial",
         )
     )
-    build_images(cfg, client=client, log=quiet)
+    build_images(cfg, engine=Engine(client), log=quiet)
     with pytest.raises(RegistryError, match="never been pushed"):
-        push_images(cfg, ["standin-aarch64"], client=client, log=quiet)
+        push_images(cfg, ["standin-aarch64"], engine=Engine(client), log=quiet)
     reg = RegistryClient(registry_server.address)
     repo = cfg.registry.repository("standin-manylinux2014")
     assert reg.head_manifest(repo, f"{TAG}-aarch64") is not None
@@ -293,10 +300,10 @@ def test_push_to_unreachable_registry_fails_without_writing(
 ) -> None:
     address = f"127.0.0.1:{free_port()}"
     cfg = load_config(write_config(tmp_path / "down.yaml", address, standin_bases, offline))
-    build_images(cfg, client=client, log=quiet)
+    build_images(cfg, engine=Engine(client), log=quiet)
     try:
         with pytest.raises(RegistryError, match="registry-up") as err:
-            push_images(cfg, client=client, log=quiet)
+            push_images(cfg, engine=Engine(client), log=quiet)
         assert err.value.exit_code == 1
     finally:
         remove_images_of(client, address)
@@ -312,12 +319,12 @@ def test_push_with_login_uses_docker_credentials_and_never_prints_them(
     auth = auth_registry_server
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
     cfg = load_config(write_config(tmp_path / "auth.yaml", auth.address, standin_bases, offline))
-    client = engine.connect()  # reads DOCKER_CONFIG now
+    client = Engine.connect().client  # reads DOCKER_CONFIG now
     lines: list[str] = []
     try:
-        build_images(cfg, client=client, log=lines.append)
+        build_images(cfg, engine=Engine(client), log=lines.append)
         with pytest.raises(RegistryError, match="docker login") as err:
-            push_images(cfg, client=client, log=lines.append)
+            push_images(cfg, engine=Engine(client), log=lines.append)
         assert auth.password not in str(err.value)
         login = subprocess.run(
             ["docker", "login", "-u", auth.user, "--password-stdin", auth.address],
@@ -327,8 +334,8 @@ def test_push_with_login_uses_docker_credentials_and_never_prints_them(
             check=False,
         )
         assert login.returncode == 0, login.stderr
-        client = engine.connect()
-        outcome = push_images(cfg, client=client, log=lines.append)
+        client = Engine.connect().client
+        outcome = push_images(cfg, engine=Engine(client), log=lines.append)
         assert len(outcome.indexes) == 1
         assert auth.password not in "\n".join(lines)
         assert (

@@ -26,13 +26,13 @@ import docker.errors
 import pytest
 import yaml
 
-from xarch.errors import BadInput, EngineUnavailable, ImageNotFound, TestFailure
+from xarch.errors import BadInput, EngineUnavailable, NotPushed, TestFailure
 from xarch.host import binfmt
-from xarch.images.helper import L_BASE_DIGEST, L_QEMU_SHA, L_QEMU_VERSION
 from xarch.model.arch import get_arch
 from xarch.model.config import Config, load_config
-from xarch.model.report import read_report
-from xarch.oci import engine
+from xarch.model.naming import L_BASE_DIGEST, L_QEMU_SHA, L_QEMU_VERSION
+from xarch.model.report import push_record, read_report
+from xarch.oci.engine import Engine
 from xarch.publish.pull import PushedRef, pull_images, pushed_refs
 from xarch.publish.push import push_images
 from xarch.runner.provision import Tools, provision_runner
@@ -56,7 +56,7 @@ def pushed_report(
 ) -> Path:
     """A report of its own (other tests push other configs into the session's)."""
     path = tmp_path_factory.mktemp("pull-report") / "xarch-report.json"
-    push_images(pinned_config, client=client, report=path, log=quiet)
+    push_images(pinned_config, engine=Engine(client), report=path, log=quiet)
     return path
 
 
@@ -72,7 +72,7 @@ def forget(client: docker.DockerClient, pushed: PushedRef) -> None:
     for ref in (*pushed.tag_refs, pushed.ref):
         with contextlib.suppress(docker.errors.ImageNotFound):
             client.api.remove_image(ref)
-    assert engine.inspect(client, pushed.ref) is None
+    assert Engine(client).inspect(pushed.ref) is None
 
 
 @pytest.fixture
@@ -81,7 +81,7 @@ def restore_images(
 ) -> Iterator[None]:
     """Whatever a test did to the session's images: pulled and tagged again afterwards."""
     yield
-    outcome = pull_images(pinned_config, report=pushed_report, client=client, log=quiet)
+    outcome = pull_images(pinned_config, report=pushed_report, engine=Engine(client), log=quiet)
     assert outcome.ok, outcome.failure()
 
 
@@ -147,20 +147,22 @@ def test_pull_by_digest_checks_and_tags(
     client: docker.DockerClient,
     restore_images: None,
 ) -> None:
-    ids = {name: (engine.inspect(client, r.ref) or {}).get("Id") for name, r in refs.items()}
+    ids = {name: (Engine(client).inspect(r.ref) or {}).get("Id") for name, r in refs.items()}
     for r in refs.values():
         forget(client, r)
     lines: list[str] = []
-    outcome = pull_images(pinned_config, report=pushed_report, client=client, log=lines.append)
+    outcome = pull_images(
+        pinned_config, report=pushed_report, engine=Engine(client), log=lines.append
+    )
     assert outcome.ok, outcome.failure()
     for t in pinned_config.targets:
         r = refs[t.name]
         assert f"+ docker pull --platform {t.arch.platform} {r.ref}" in lines
-        attrs = engine.inspect(client, r.ref)
+        attrs = Engine(client).inspect(r.ref)
         assert attrs is not None and attrs["Id"] == ids[t.name]
         assert attrs["Architecture"] == t.arch.docker_arch
         for tag_ref in r.tag_refs:
-            assert (engine.inspect(client, tag_ref) or {}).get("Id") == attrs["Id"]
+            assert (Engine(client).inspect(tag_ref) or {}).get("Id") == attrs["Id"]
     assert [(i.action, i.status, i.changed) for i in outcome.images] == [("pulled", "ok", True)] * 2
 
 
@@ -168,7 +170,9 @@ def test_second_pull_finds_images_in_place(
     pinned_config: Config, pushed_report: Path, client: docker.DockerClient
 ) -> None:
     lines: list[str] = []
-    outcome = pull_images(pinned_config, report=pushed_report, client=client, log=lines.append)
+    outcome = pull_images(
+        pinned_config, report=pushed_report, engine=Engine(client), log=lines.append
+    )
     assert outcome.ok
     assert [(i.action, i.changed) for i in outcome.images] == [("present", False)] * 2
     assert not any(line.startswith("+ ") for line in lines)
@@ -194,7 +198,7 @@ def test_config_differing_from_labels_fails_naming_each_mismatch(
     aarch64 = refs["standin-aarch64"]
     forget(client, aarch64)
     outcome = pull_images(
-        other, ["standin-aarch64"], report=pushed_report, client=client, log=quiet
+        other, ["standin-aarch64"], report=pushed_report, engine=Engine(client), log=quiet
     )
     [im] = outcome.images
     assert im.status == "mismatch"
@@ -209,8 +213,8 @@ def test_config_differing_from_labels_fails_naming_each_mismatch(
         assert expected in str(failure)
     # Pulled by this run and wrong: removed again, and never tagged.
     assert im.action == "removed"
-    assert engine.inspect(client, aarch64.ref) is None
-    assert all(engine.inspect(client, r) is None for r in aarch64.tag_refs)
+    assert Engine(client).inspect(aarch64.ref) is None
+    assert all(Engine(client).inspect(r) is None for r in aarch64.tag_refs)
 
 
 def test_mismatch_of_an_image_already_present_leaves_it_but_tags_nothing(
@@ -222,7 +226,7 @@ def test_mismatch_of_an_image_already_present_leaves_it_but_tags_nothing(
 ) -> None:
     other = changed_config(tmp_path, pinned_config, {"qemu.version": "9.9"})
     before = image_state(client)
-    outcome = pull_images(other, report=pushed_report, client=client, log=quiet)
+    outcome = pull_images(other, report=pushed_report, engine=Engine(client), log=quiet)
     assert [i.status for i in outcome.images] == ["mismatch", "mismatch"]
     assert [i.action for i in outcome.images] == ["present", "present"]
     assert image_state(client) == before
@@ -259,14 +263,16 @@ def test_wrong_platform_for_the_target_fails(
     """A report whose aarch64 entry points at the ppc64le image's digest."""
     data = read_report(pushed_report)
     ppc = refs["standin-ppc64le"]
-    for im in data["push"]["images"]:
+    record = push_record(data, pinned_config)
+    assert record is not None
+    for im in record["images"]:
         if im["target"] == "standin-aarch64":
             im["digest"] = ppc.digest
     wrong = tmp_path / "wrong.json"
     wrong.write_text(json.dumps(data))
     forget(client, ppc)
     outcome = pull_images(
-        pinned_config, ["standin-aarch64"], report=wrong, client=client, log=quiet
+        pinned_config, ["standin-aarch64"], report=wrong, engine=Engine(client), log=quiet
     )
     [im] = outcome.images
     assert im.status != "ok"
@@ -278,15 +284,15 @@ def test_wrong_platform_for_the_target_fails(
         assert im.action == "removed"
     else:  # the engine refused the platform itself
         assert "platform" in text
-    assert engine.inspect(client, ppc.ref) is None
-    assert all(engine.inspect(client, r) is None for r in ppc.tag_refs)
-    assert (engine.inspect(client, refs["standin-aarch64"].tag_refs[0]) or {}).get(
+    assert Engine(client).inspect(ppc.ref) is None
+    assert all(Engine(client).inspect(r) is None for r in ppc.tag_refs)
+    assert (Engine(client).inspect(refs["standin-aarch64"].tag_refs[0]) or {}).get(
         "Architecture"
     ) == "arm64"
 
 
 def test_missing_report_is_a_clear_error(pinned_config: Config, tmp_path: Path) -> None:
-    with pytest.raises(ImageNotFound, match=r"no report at .*run `invoke push-images"):
+    with pytest.raises(NotPushed, match=r"no report at .*run `invoke push-images"):
         pull_images(pinned_config, report=tmp_path / "none.json", log=quiet)
     r = invoke(
         "pull-images", "--config", str(pinned_config.path), "--report", str(tmp_path / "x.json")
@@ -299,12 +305,12 @@ def test_report_without_the_targets_digest_is_a_clear_error(
     pinned_config: Config, pushed_report: Path, tmp_path: Path
 ) -> None:
     data = read_report(pushed_report)
-    data["push"]["images"] = [
-        im for im in data["push"]["images"] if im["target"] != "standin-ppc64le"
-    ]
+    record = push_record(data, pinned_config)
+    assert record is not None
+    record["images"] = [im for im in record["images"] if im["target"] != "standin-ppc64le"]
     partial = tmp_path / "partial.json"
     partial.write_text(json.dumps(data))
-    with pytest.raises(ImageNotFound, match="standin-ppc64le: no digest recorded") as err:
+    with pytest.raises(NotPushed, match="standin-ppc64le: no digest recorded") as err:
         pull_images(pinned_config, report=partial, log=quiet)
     assert "invoke push-images" in str(err.value)
     # Nothing is pulled when a digest is missing, even for the targets that have one.
@@ -353,7 +359,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
 
 def test_cli_dry_run_changes_nothing(pinned_config: Config, pushed_report: Path) -> None:
     needs_root_and_binfmt()
-    client = engine.connect()
+    client = Engine.connect().client
     before = (binfmt.snapshot(), listing(Path("/etc/binfmt.d")), image_state(client))
     r = invoke(
         "provision-runner",
@@ -397,7 +403,7 @@ def test_provision_registers_pulls_runs_doctor_and_second_run_changes_nothing(
             assert f"+ echo ':{a.binfmt_name}:M:" in text
             assert f"+ write {conf}" in text
         assert f"+ docker pull --platform linux/arm64/v8 {aarch64.ref}" in text
-        assert (engine.inspect(client, aarch64.tag_refs[0]) or {}).get("Architecture") == "arm64"
+        assert (Engine(client).inspect(aarch64.tag_refs[0]) or {}).get("Architecture") == "arm64"
         assert "verdict: every target would run" in text
         assert first[-1] == f"provisioned: {len(result.changes)} change(s)"
 
