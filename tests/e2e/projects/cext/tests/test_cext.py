@@ -4,7 +4,6 @@ image (under emulation for a foreign architecture)."""
 import sys
 
 import pytest
-
 from xarch_sample_cext import byteorder, fib, sum_squares
 
 
