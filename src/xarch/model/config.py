@@ -253,6 +253,35 @@ class BootstrapBase:
 
 Base = PinnedBase | BootstrapBase
 
+#: The leaves of the image's toolchain a native toolchain can replace (issue 10).
+NATIVE_LEAVES = ("cc1", "cc1plus", "as")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DebPin:
+    """One x86_64 Debian package of a native toolchain: exact version and the sha256
+    of its .deb file."""
+
+    package: str
+    version: str
+    sha256: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Accelerate:
+    """A target's ``accelerate:`` section: the native x86_64 toolchain whose leaves
+    replace the emulated image's (``xarch.images.native``)."""
+
+    enabled: bool  # false: build the plain, emulated-only image
+    toolchain: str  # a name for labels and messages
+    gcc_version: str  # must equal the base's `gcc -dumpfullversion`
+    binutils_version: str  # must equal the base assembler's `--version`
+    leaves: tuple[str, ...]
+    packages: tuple[DebPin, ...]
+    suite: str  # where apt downloads the packages from (without `directory`)
+    mirror: str
+    directory: str  # "" = download; else a local folder holding the pinned .debs
+
 
 @dataclass(frozen=True, kw_only=True)
 class Target:
@@ -263,6 +292,7 @@ class Target:
     tags: tuple[str, ...]
     labels: Mapping[str, str]
     env: Mapping[str, str]
+    accelerate: Accelerate | None = None
 
     def arch_tag(self, tag: str) -> str:
         """The per-arch tag of this target's image for a family tag."""
@@ -738,7 +768,7 @@ def _parse_qemu(r: _Reader, config_path: Path) -> QemuPin:
 
 
 def _parse_target(r: _Reader, allow_unpinned: bool) -> Target:
-    r.check_keys(("name", "arch", "base", "family", "tags", "labels", "env"))
+    r.check_keys(("name", "arch", "base", "family", "tags", "labels", "env", "accelerate"))
     name = r.text("name")
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
         r.fail(f"{name!r} is not a valid name (letters, digits, . _ -)", r.sub("name"))
@@ -768,6 +798,107 @@ def _parse_target(r: _Reader, allow_unpinned: bool) -> Target:
         tags=tags,
         labels=r.str_map("labels"),
         env=r.str_map("env"),
+        accelerate=_parse_accelerate(r.reader("accelerate"), path_dir=r.path.parent)
+        if r.data.get("accelerate") is not None
+        else None,
+    )
+
+
+_VERSION_RE = re.compile(r"^[0-9][0-9A-Za-z.+~:-]*$")
+_PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]+$")
+
+
+def _parse_accelerate(r: _Reader, path_dir: Path) -> Accelerate:
+    r.check_keys(
+        (
+            "enabled",
+            "toolchain",
+            "gcc",
+            "binutils",
+            "leaves",
+            "packages",
+            "suite",
+            "mirror",
+            "directory",
+        )
+    )
+    enabled = r.bool_or_none("enabled")
+    versions = {}
+    for key in ("gcc", "binutils"):
+        v = r.text(key)
+        if not re.match(r"^[0-9]+(\.[0-9]+)+$", v):
+            r.fail(
+                f"{v!r} is not a version",
+                r.sub(key),
+                f"the upstream version the base's {key} reports, such as 10.2.1",
+            )
+        versions[key] = v
+    leaves = r.str_list("leaves") or NATIVE_LEAVES
+    for i, leaf in enumerate(leaves):
+        if leaf not in NATIVE_LEAVES:
+            close = difflib.get_close_matches(leaf, NATIVE_LEAVES, n=1)
+            r.fail(
+                f"unknown leaf {leaf!r}",
+                f"{r.sub('leaves')}[{i}]",
+                f"did you mean {close[0]!r}?" if close else f"one of: {', '.join(NATIVE_LEAVES)}",
+            )
+    raw = r.data.get("packages")
+    if not isinstance(raw, list) or not raw:
+        r.fail(
+            f"expected a non-empty list of packages, found {_describe(raw)}",
+            r.sub("packages"),
+            "each item: {package: NAME, version: VERSION, sha256: HEX}",
+        )
+    packages: list[DebPin] = []
+    names: set[str] = set()
+    for i, item in enumerate(raw):
+        pr = _Reader(r.path, f"{r.sub('packages')}[{i}]", item)
+        pr.check_keys(("package", "version", "sha256"))
+        name = pr.text("package")
+        if not _PACKAGE_RE.match(name):
+            pr.fail(f"{name!r} is not a Debian package name", pr.sub("package"))
+        if name in names:
+            pr.fail(f"{name!r} is listed twice", pr.sub("package"))
+        names.add(name)
+        version = pr.text("version")
+        if not _VERSION_RE.match(version):
+            pr.fail(f"{version!r} is not a Debian version", pr.sub("version"))
+        sha = pr.text("sha256")
+        if not SHA256_RE.match(sha):
+            pr.fail(
+                f"malformed sha256 {sha!r}",
+                pr.sub("sha256"),
+                "64 lowercase hex digits: sha256sum of the .deb file",
+            )
+        packages.append(DebPin(package=name, version=version, sha256=sha))
+    directory = r.text("directory", "")
+    if directory:
+        d = Path(directory)
+        if not d.is_absolute():
+            d = path_dir / d
+        if not d.is_dir():
+            r.fail(f"{str(d)!r} is not a directory", r.sub("directory"))
+        directory = str(d)
+    mirror = r.text("mirror", "http://deb.debian.org/debian")
+    if not re.match(r"^https?://[^\s]+$", mirror):
+        r.fail(f"{mirror!r} is not an http(s) URL", r.sub("mirror"))
+    suite = r.text("suite", "")
+    if not directory and not re.match(r"^[a-z0-9-]+$", suite):
+        r.fail(
+            "missing or invalid suite" if suite else "missing required key",
+            r.sub("suite"),
+            "the Debian suite to download from (bullseye), or set directory",
+        )
+    return Accelerate(
+        enabled=True if enabled is None else enabled,
+        toolchain=r.text("toolchain"),
+        gcc_version=versions["gcc"],
+        binutils_version=versions["binutils"],
+        leaves=leaves,
+        packages=tuple(packages),
+        suite=suite,
+        mirror=mirror,
+        directory=directory,
     )
 
 
