@@ -255,6 +255,13 @@ def registration_line(name: str, arch: Arch, interpreter: str, flags: str = "F")
     )
 
 
+def _read_text(path: Path) -> str:
+    """A binfmt_misc file's text. The kernel prints an interpreter path as the bytes
+    it was given, which need not be UTF-8: they are kept as surrogate escapes, so the
+    entry can be written back byte for byte."""
+    return path.read_bytes().decode("utf-8", "surrogateescape")
+
+
 def parse_entry(name: str, text: str) -> BinfmtEntry:
     """Parse the text the kernel shows in ``/proc/sys/fs/binfmt_misc/NAME``."""
     lines = [ln for ln in text.splitlines() if ln.strip()]
@@ -280,6 +287,8 @@ def parse_entry(name: str, text: str) -> BinfmtEntry:
                 flags = normalize_flags(value)
             elif key == "offset":
                 offset = int(value)
+                if offset < 0:
+                    raise ValueError(f"negative offset {offset}")
             elif key == "magic":
                 magic = bytes.fromhex(value)
             elif key == "mask":
@@ -367,7 +376,7 @@ def mount(root: Path = BINFMT_DIR, log: Log = print) -> bool:
 def status_enabled(root: Path = BINFMT_DIR) -> bool:
     """The global switch (``status``): False means no entry is used at all."""
     try:
-        text = (root / "status").read_text().strip()
+        text = _read_text(root / "status").strip()
     except FileNotFoundError:
         raise _not_mounted(root) from None
     except OSError as exc:
@@ -379,7 +388,7 @@ def read_entry(name: str, root: Path = BINFMT_DIR) -> BinfmtEntry:
     """One entry; BinfmtError when it does not exist."""
     path = root / validate_name(name)
     try:
-        text = path.read_text()
+        text = _read_text(path)
     except FileNotFoundError:
         if not is_available(root):
             raise _not_mounted(root) from None
@@ -402,7 +411,7 @@ def list_entries(root: Path = BINFMT_DIR) -> list[BinfmtEntry]:
         if name in SPECIAL_FILES:
             continue
         try:
-            text = (root / name).read_text()
+            text = _read_text(root / name)
         except FileNotFoundError:  # removed while we were listing
             continue
         except OSError as exc:
@@ -438,7 +447,7 @@ def _write(path: Path, data: str, root: Path, log: Log, *, entry: str = "") -> N
     except OSError as exc:
         raise BinfmtError(f"cannot open {path}: {exc.strerror or exc}") from None
     try:
-        os.write(fd, data.encode())
+        os.write(fd, data.encode("utf-8", "surrogateescape"))
     except PermissionError:
         raise BinfmtError(
             f"permission denied writing to {path}; changing binfmt_misc needs root "
