@@ -129,6 +129,16 @@ class Container:
             (err or b"").decode(errors="replace"),
         )
 
+    def archive(self, path: str) -> bytes:
+        """`docker cp CONTAINER:path -`: a tar stream of ``path``."""
+        try:
+            stream, _ = self._sdk.get_archive(path)
+            return b"".join(stream)
+        except (docker.errors.APIError, requests.RequestException) as e:
+            raise DaemonError(
+                f"cannot copy {path} out of {self.short_id}: {short(e)}", short(e)
+            ) from None
+
     def wait(self) -> int:
         """Wait for it to exit; its exit status."""
         try:

@@ -15,9 +15,10 @@ import docker
 import pytest
 import testinfra
 
-from xarch.images.helper import helper_ref
+from xarch.errors import DaemonError
 from xarch.model.config import Config, Target, load_config
-from xarch.oci import engine
+from xarch.model.naming import helper_ref
+from xarch.oci.engine import Container, Engine
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 @pytest.fixture(scope="session")
 def docker_client() -> docker.DockerClient:
-    return engine.connect()
+    return Engine.connect().client
 
 
 @pytest.fixture(scope="session")
@@ -86,38 +87,38 @@ def image(
     target: Target, xarch_config: Config, docker_client: docker.DockerClient, binfmt_mode: str
 ) -> ImageUnderTest:
     ref = helper_ref(xarch_config, target, target.tags[0])
-    attrs = engine.inspect(docker_client, ref)
+    attrs = Engine(docker_client).inspect(ref)
     if attrs is None:
         pytest.fail(f"{ref} is not in the local engine; run `invoke build-images` first")
     return ImageUnderTest(target=target, ref=ref, attrs=attrs, binfmt_mode=binfmt_mode)
 
 
 @pytest.fixture(scope="session")
-def container(image: ImageUnderTest, docker_client: docker.DockerClient) -> Iterator[Any]:
+def container(image: ImageUnderTest, docker_client: docker.DockerClient) -> Iterator[Container]:
     """One long-lived container per image, started through the image's own entrypoint
     with the image's platform; removed at the end of the session whatever happened."""
-    c = docker_client.containers.run(
-        image.ref,
-        ["sleep", "infinity"],
-        detach=True,
-        platform=image.target.arch.platform,
-        labels={"io.xarch.test-images": "1"},
-    )
     try:
-        c.reload()
-        if c.status != "running":
-            logs = c.logs().decode(errors="replace").strip()
+        c = Engine(docker_client).start(
+            image.ref,
+            ["sleep", "infinity"],
+            platform=image.target.arch.platform,
+            labels={"io.xarch.test-images": "1"},
+        )
+    except DaemonError as e:
+        pytest.fail(f"{e}\n" + explain_start_failure(e.detail, image.target))
+    with c:
+        status = c.status()
+        if status != "running":
+            logs = c.logs()
             pytest.fail(
-                f"{image.ref} did not start ({c.status}): {logs}\n"
+                f"{image.ref} did not start ({status}): {logs}\n"
                 + explain_start_failure(logs, image.target)
             )
         yield c
-    finally:
-        c.remove(force=True)
 
 
 @pytest.fixture(scope="session")
-def guest(container: Any) -> Any:
+def guest(container: Container) -> Any:
     """The container as a testinfra host (named guest: testinfra owns `host`)."""
     return testinfra.get_host(f"docker://{container.id}")
 

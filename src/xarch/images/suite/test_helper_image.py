@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from xarch.images.helper import L_BASE_DIGEST, L_BASE_NAME, L_BASE_REF, L_QEMU_SHA, L_QEMU_VERSION
 from xarch.images.suite.plugin import ImageUnderTest, docker_run
 from xarch.model.config import Config
+from xarch.model.naming import L_BASE_DIGEST, L_BASE_NAME, L_BASE_REF, L_QEMU_SHA, L_QEMU_VERSION
 
 # A C program whose output depends on the architecture's data model and byte order,
 # so a binary that ran natively on the host by mistake would print something else.
@@ -97,9 +97,8 @@ def test_file_reports_target_architecture(
     container: Any, image: ImageUnderTest, compiled_program: str
 ) -> None:
     """The host's `file` (not the image's) judges the binary the image's compiler made."""
-    stream, _ = container.get_archive(compiled_program)
     with (
-        tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as raw,
+        tarfile.open(fileobj=io.BytesIO(container.archive(compiled_program))) as raw,
         tempfile.TemporaryDirectory() as tmp,
     ):
         member = raw.extractfile(raw.getmembers()[0])
