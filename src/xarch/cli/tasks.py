@@ -102,7 +102,7 @@ def build_images(
     allow_unpinned: bool = False,
 ) -> None:
     """Build helper images: pinned base + pinned qemu-<arch>-static, labelled, per target."""
-    from xarch.images.helper import build_images as run
+    from xarch.images.build import build_images as run
 
     cfg = _load(config, allow_unpinned)
     run(cfg, target or None, no_cache=no_cache)
@@ -227,17 +227,29 @@ def registry_status(c: Context, state_dir: str | None = None, json_: bool = Fals
         raise Exit(code=1)
 
 
-@task(help={"json": "print the whole report as JSON", "path": "report file"})
+@task(
+    help={
+        "json": "print the whole report as JSON",
+        "path": "report file",
+        "config": "show only the push record of this config (default: every config's)",
+    }
+)
 @user_errors
-def report(c: Context, json_: bool = False, path: str | None = None) -> None:
+def report(
+    c: Context, json_: bool = False, path: str | None = None, config: str | None = None
+) -> None:
     """Show what was last built and pushed (images, platforms, digests) from build/."""
-    from xarch.model.report import read_report, report_path, summary
+    from xarch.errors import NotBuilt
+    from xarch.model.report import read_report, report_path, require_push_record, summary
 
     p = Path(path) if path else report_path()
     data = read_report(p)
     if not data:
-        raise Exit(f"error: no report at {p}; run `invoke build-images` first", code=1)
-    print(json.dumps(data, indent=2, sort_keys=True) if json_ else summary(data))
+        raise NotBuilt(f"no report at {p}; run `invoke build-images` first")
+    cfg = _load(config, allow_unpinned=True) if config else None
+    if cfg is not None:
+        require_push_record(data, cfg, p)
+    print(json.dumps(data, indent=2, sort_keys=True) if json_ else summary(data, cfg))
 
 
 @task(
@@ -252,12 +264,14 @@ def doctor(
     c: Context, config: str = DEFAULT_CONFIG, json_: bool = False, no_probe: bool = False
 ) -> None:
     """Explain whether each configured image would run here, and the fix when not."""
-    from xarch.images.installer_probe import probe_image
+    from xarch.images.installer import local_probe_image
     from xarch.runner.doctor import diagnose, dumps, render
 
     cfg = _load(config, allow_unpinned=True)
     report = diagnose(
-        cfg, probe_image=None if no_probe else probe_image(cfg), probe_containers=not no_probe
+        cfg,
+        probe_image=None if no_probe else local_probe_image(cfg),
+        probe_containers=not no_probe,
     )
     print(dumps(report) if json_ else render(report))
     if not report.ok:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from xarch.errors import BadInput, BinfmtError, FetchError
+from xarch.errors import BadInput, BinfmtError
 from xarch.host import binfmt, qemu
 from xarch.model.arch import ARCHES, Arch, get_arch, host_arch
 from xarch.model.config import QemuPin
@@ -199,10 +199,9 @@ def install_emulators(
     pin: QemuPin, arches: list[Arch], install_dir: Path | None = None, log: Log = print
 ) -> dict[str, Path]:
     """Copy the verified emulators to the fixed install path (atomically)."""
-    try:
-        cached = qemu.ensure_emulators(pin, arches, log)
-    except FetchError as e:
-        raise BadInput(f"the pinned emulator is not available: {e}") from None
+    # A download that fails is FetchError (exit 1: retry when the source answers),
+    # not bad input; a wrong sha256 is ChecksumMismatch (exit 2).
+    cached = qemu.ensure_emulators(pin, arches, log)
     d = install_dir or INSTALL_DIR
     d.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}

@@ -33,17 +33,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import docker
-import docker.errors
-import requests
-
 from xarch.errors import BadInput, EngineUnavailable, TestFailure, XarchError
 from xarch.host import binfmt, qemu
 from xarch.host import emulators as hostemu
+from xarch.images.installer import local_probe_image
 from xarch.model.arch import Arch, host_arch
 from xarch.model.config import Config
 from xarch.model.report import read_report, report_path
-from xarch.oci import engine
+from xarch.oci.engine import Engine
 from xarch.publish.pull import PullOutcome, PushedRef, image_mismatches, pull_one, pushed_refs
 from xarch.runner.doctor import DoctorReport, diagnose, render
 
@@ -148,11 +145,10 @@ class ProvisionResult:
 def _docker_version() -> str | None:
     """The engine's version when a daemon answers (DOCKER_HOST respected), else None."""
     try:
-        client = docker.from_env(timeout=10)
-        version = client.version()
-    except (docker.errors.DockerException, requests.RequestException):
+        engine = Engine.connect(timeout=10)
+    except EngineUnavailable:
         return None
-    return str(version.get("Version", "?"))
+    return str(engine.version().get("Version", "?"))
 
 
 def _run(argv: list[str], log: Log, env: dict[str, str] | None = None) -> None:
@@ -395,14 +391,14 @@ def _image_steps(
     failures: list[XarchError],
 ) -> list[Step]:
     steps: list[Step] = []
-    client = engine.connect() if engine_up else None
+    engine = Engine.connect() if engine_up else None
     for t in config.targets:
         pushed = refs[t.name]
         pull_cmd = f"docker pull --platform {t.arch.platform} {pushed.ref}"
-        attrs = engine.inspect(client, pushed.ref) if client is not None else None
+        attrs = engine.inspect(pushed.ref) if engine is not None else None
         wrong = image_mismatches(attrs, config, t) if attrs is not None else []
-        if client is not None and attrs is not None and not wrong:
-            tagged = [(engine.inspect(client, ref) or {}).get("Id") for ref in pushed.tag_refs]
+        if engine is not None and attrs is not None and not wrong:
+            tagged = [(engine.inspect(ref) or {}).get("Id") for ref in pushed.tag_refs]
             if all(i == attrs["Id"] for i in tagged):
                 steps.append(
                     Step(
@@ -434,7 +430,7 @@ def _image_steps(
 
         def apply(target_name: str = t.name) -> None:
             target = next(x for x in config.targets if x.name == target_name)
-            result = pull_one(engine.connect(), config, target, refs[target_name], log=log)
+            result = pull_one(Engine.connect(), config, target, refs[target_name], log=log)
             if result.status != "ok":
                 err = PullOutcome(report="", images=[result]).failure()
                 if err is not None:
@@ -558,8 +554,4 @@ def _image_failure(steps: list[Step]) -> TestFailure:
 
 
 def _probe_image(config: Config, probe: bool) -> str | None:
-    if not probe:
-        return None
-    from xarch.images.installer_probe import probe_image
-
-    return probe_image(config)
+    return local_probe_image(config) if probe else None
