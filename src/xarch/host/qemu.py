@@ -18,6 +18,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import tempfile
 import urllib.parse
@@ -45,6 +46,53 @@ def _source_key(pin: QemuPin) -> str:
 
 def emulator_dir(pin: QemuPin) -> Path:
     return cache_dir() / "qemu" / _source_key(pin)
+
+
+def _cached(path: Path, expected: str, log: Log) -> bool:
+    """Whether the cache holds a verified copy at ``path``.
+
+    The cache is checked against the pins on every use. An entry that is a regular file
+    with another sha256 (a truncated copy, a disk error) is fetched again, and that is
+    said, not done silently; an entry that is not a regular file (a directory, a FIFO)
+    is not xarch's, and is an error naming it."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    except NotADirectoryError:
+        raise FetchError(
+            f"the cache path {path.parent} exists and is not a directory; remove it and run again"
+        ) from None
+    except OSError as e:
+        raise FetchError(f"cannot read the cached {path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise FetchError(
+            f"the cache entry {path} is not a regular file; xarch did not write it. "
+            f"Remove it (rm -r {shlex.quote(str(path))}) and run again"
+        )
+    if sha256_file(path) == expected:
+        return True
+    log(
+        f"  {path}: cached copy does not match its pin (sha256 {expected[:16]}...): a "
+        "damaged cache entry; fetching it again"
+    )
+    return False
+
+
+def _cache_dir(d: Path) -> Path:
+    """Create the cache directory ``d``; a file in its place is an error naming it."""
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise FetchError(
+            f"the cache path {d} exists and is not a directory; remove it and run again"
+        ) from None
+    except OSError as e:
+        raise FetchError(
+            f"cannot create the cache directory {d}: {e.strerror or e} "
+            "(set XARCH_CACHE_DIR to a writable directory)"
+        ) from None
+    return d
 
 
 def _candidates(binary: str) -> list[str]:
@@ -89,12 +137,12 @@ def ensure_emulators(pin: QemuPin, arches: Iterable[Arch], log: Log = print) -> 
                 f"no sha256 pinned for {a.qemu_binary}; add it under qemu.sha256 in the config"
             )
         p = d / a.qemu_binary
-        if p.is_file() and sha256_file(p) == pin.sha256_for(a):
+        if _cached(p, pin.sha256_for(a), log):
             out[a.name] = p
         else:
             missing.append(a)
     if missing:
-        d.mkdir(parents=True, exist_ok=True)
+        _cache_dir(d)
         with tempfile.TemporaryDirectory(prefix="xarch-qemu-", dir=d) as tmp:
             fetched = _fetch(pin.source, [a.qemu_binary for a in missing], Path(tmp), log)
             for a in missing:
@@ -129,12 +177,12 @@ def ensure_binaries(
     missing = []
     for binary, (expected, _) in pins.items():
         p = directory / binary
-        if p.is_file() and sha256_file(p) == expected:
+        if _cached(p, expected, log):
             out[binary] = p
         else:
             missing.append(binary)
     if missing:
-        directory.mkdir(parents=True, exist_ok=True)
+        _cache_dir(directory)
         with tempfile.TemporaryDirectory(prefix="xarch-fetch-", dir=directory) as tmp:
             fetched = _fetch(source, missing, Path(tmp), log)
             for binary in missing:

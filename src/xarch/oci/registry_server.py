@@ -11,7 +11,11 @@ Layout of ``state_dir``::
 
 Only a process whose command line is ``docker-registry serve STATE/config.yml``
 is ever considered ours: a stale pid file naming some other process is ignored,
-never signalled.
+never signalled. A pid or state file that cannot be read as what start() wrote
+(not a number, not JSON, missing fields, not a regular file) is a RegistryError
+naming the file and what to do; it is never silently replaced. start() writes both
+atomically (a temporary name, then rename), so an interrupted start leaves no half
+file.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -48,6 +53,8 @@ REALM = "xarch-registry"
 
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
+#: More than this in a pid or state file is not one start() wrote.
+MAX_STATE_FILE = 64 * 1024
 
 # Children started by this process, so stop() can reap them (no zombies, no
 # "subprocess still running" warnings).
@@ -162,11 +169,96 @@ def _is_our_registry(pid: int, state_dir: Path) -> bool:
     )
 
 
-def _read_pid(state_dir: Path) -> int | None:
+class CorruptStateFile(RegistryError):
+    """A pid or state file of the embedded registry is not what start() wrote."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        state_dir = path.parent
+        super().__init__(
+            f"{path}: {problem}; it is not what `invoke registry-up` writes\n"
+            f"  hint: if no registry runs from {state_dir} (`ps -C {BINARY} -o pid,args`), "
+            f"remove {state_dir / PID_FILE} and {state_dir / INFO_FILE} and run "
+            "`invoke registry-up` again; the stored images are kept"
+        )
+        self.path = path
+
+
+def _read_state_text(path: Path) -> str | None:
+    """A state file's text; None when it does not exist; CorruptStateFile when it is
+    not a small regular UTF-8 file."""
     try:
-        return int((state_dir / PID_FILE).read_text().strip())
-    except (OSError, ValueError):
+        st = os.stat(path)
+    except FileNotFoundError:
         return None
+    except OSError as e:
+        raise RegistryError(f"cannot read {path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise CorruptStateFile(path, "not a regular file")
+    if st.st_size > MAX_STATE_FILE:
+        raise CorruptStateFile(path, f"{st.st_size} bytes")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise RegistryError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CorruptStateFile(path, "not UTF-8 text") from None
+
+
+def _read_pid(state_dir: Path) -> int | None:
+    """The pid in the pid file; None when there is none."""
+    path = state_dir / PID_FILE
+    text = _read_state_text(path)
+    if text is None:
+        return None
+    value = text.strip()
+    if not (value.isascii() and value.isdigit() and len(value) <= 7 and 0 < int(value) < 1 << 22):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        raise CorruptStateFile(path, f"expected a process id, found {shown!r}")
+    return int(value)
+
+
+def _read_info(state_dir: Path, pid: int) -> RegistryServer:
+    """The state file of the registry running as ``pid``."""
+    path = state_dir / INFO_FILE
+    text = _read_state_text(path)
+    if text is None:
+        raise CorruptStateFile(path, f"missing, while pid {pid} runs the registry from there")
+    try:
+        info = json.loads(text)
+    except ValueError as e:
+        raise CorruptStateFile(path, f"not JSON ({e})") from None
+    if not isinstance(info, dict):
+        raise CorruptStateFile(path, "expected a JSON object")
+    host, port, htpasswd, recorded = (info.get(k) for k in ("host", "port", "htpasswd", "pid"))
+    if not isinstance(host, str) or not host:
+        raise CorruptStateFile(path, "no host")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise CorruptStateFile(path, f"port {port!r} is not a TCP port")
+    if htpasswd is not None and not isinstance(htpasswd, str):
+        raise CorruptStateFile(path, f"htpasswd {htpasswd!r} is not a path")
+    if recorded is not None and recorded != pid:
+        raise CorruptStateFile(path, f"it records pid {recorded!r}, the pid file {pid}")
+    return RegistryServer(
+        host=host,
+        port=port,
+        state_dir=state_dir,
+        pid=pid,
+        htpasswd=Path(htpasswd) if htpasswd else None,
+    )
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
 
 
 def _remove_run_files(state_dir: Path) -> None:
@@ -176,23 +268,15 @@ def _remove_run_files(state_dir: Path) -> None:
 
 
 def status(state_dir: Path) -> RegistryServer | None:
-    """The registry running from state_dir, or None. Does not contact it."""
+    """The registry running from state_dir, or None. Does not contact it.
+
+    A pid file naming a process that is gone (or is not our registry) is stale:
+    None. A pid or state file that is corrupt is CorruptStateFile."""
     state_dir = Path(state_dir).resolve()
     pid = _read_pid(state_dir)
     if pid is None or not _is_our_registry(pid, state_dir):
         return None
-    try:
-        info = json.loads((state_dir / INFO_FILE).read_text())
-        htpasswd = info.get("htpasswd")
-        return RegistryServer(
-            host=str(info["host"]),
-            port=int(info["port"]),
-            state_dir=state_dir,
-            pid=pid,
-            htpasswd=Path(htpasswd) if htpasswd else None,
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+    return _read_info(state_dir, pid)
 
 
 def _answers(url: str, timeout: float = 1.0) -> bool:
@@ -356,7 +440,7 @@ def start(
             close_fds=True,
         )
     _CHILDREN[proc.pid] = proc
-    (state_dir / PID_FILE).write_text(f"{proc.pid}\n")
+    _write_atomically(state_dir / PID_FILE, f"{proc.pid}\n")
 
     server = RegistryServer(
         host=host, port=port, state_dir=state_dir, pid=proc.pid, htpasswd=htpasswd
@@ -396,7 +480,7 @@ def start(
         "htpasswd": str(htpasswd) if htpasswd else None,
         "url": server.url,
     }
-    (state_dir / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+    _write_atomically(state_dir / INFO_FILE, json.dumps(info, indent=2) + "\n")
     log(f"registry running at {server.address} (pid {proc.pid}, storage {server.data_dir})")
     return server
 

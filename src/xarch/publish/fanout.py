@@ -133,9 +133,11 @@ def read_digests(config: Config, digests_dir: Path) -> dict[str, DigestRecord]:
     out: dict[str, DigestRecord] = {}
     where: dict[str, Path] = {}
     for path in sorted(digests_dir.rglob("*.json")):
+        if not path.is_file():  # a FIFO would block the read; a directory is not ours
+            raise BadInput(f"{path}: not a regular file, so not a digest file push-arch wrote")
         try:
             doc = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, RecursionError) as e:  # RecursionError: deep nesting
             raise BadInput(f"{path}: not a readable JSON digest file ({e})") from None
         if not isinstance(doc, dict) or doc.get("schema") != DIGEST_SCHEMA:
             raise BadInput(f"{path}: not an xarch digest file (schema {DIGEST_SCHEMA!r})")
