@@ -26,7 +26,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifndef CONF_ROOT /* -DCONF_ROOT=... only for the hook's own tests */
 #define CONF_ROOT "/opt/xarch/native/hooks"
+#endif
 #define MAX_LINES 256
 #define LINE_MAX_LEN 4096
 

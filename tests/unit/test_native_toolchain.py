@@ -1,0 +1,215 @@
+"""A target's ``accelerate:`` section (xarch.model.config) and the pure parts of the
+native toolchain preparation (xarch.images.native): pins verified by sha256 before any
+build, .deb unpacking, the Dockerfile lines and labels."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.unit.test_config import assert_names, config_error, load
+from xarch.errors import BadInput, ChecksumMismatch
+from xarch.images import native
+from xarch.model.arch import get_arch
+from xarch.model.config import Accelerate, DebPin
+
+SHA_A = "a" * 64
+ACCELERATE: dict[str, Any] = {
+    "toolchain": "debian-bullseye-gcc10-aarch64",
+    "gcc": "10.2.1",
+    "binutils": "2.35.2",
+    "suite": "bullseye",
+    "packages": [
+        {"package": "cpp-10-aarch64-linux-gnu", "version": "10.2.1-6cross1", "sha256": SHA_A},
+        {"package": "libgmp10", "version": "2:6.2.1+dfsg-1+deb11u1", "sha256": SHA_A},
+    ],
+}
+
+
+# ------------------------------------------------------------------------------ config
+
+
+def test_accelerate_section_loads_with_defaults(tmp_path: Path) -> None:
+    cfg = load(tmp_path, {"targets[0].accelerate": ACCELERATE})
+    acc = cfg.targets[0].accelerate
+    assert acc == Accelerate(
+        enabled=True,
+        toolchain="debian-bullseye-gcc10-aarch64",
+        gcc_version="10.2.1",
+        binutils_version="2.35.2",
+        leaves=("cc1", "cc1plus", "as"),
+        packages=(
+            DebPin(package="cpp-10-aarch64-linux-gnu", version="10.2.1-6cross1", sha256=SHA_A),
+            DebPin(package="libgmp10", version="2:6.2.1+dfsg-1+deb11u1", sha256=SHA_A),
+        ),
+        suite="bullseye",
+        mirror="http://deb.debian.org/debian",
+        directory="",
+    )
+    assert cfg.targets[1].accelerate is None
+
+
+def test_accelerate_can_be_turned_off(tmp_path: Path) -> None:
+    cfg = load(tmp_path, {"targets[0].accelerate": dict(ACCELERATE, enabled=False)})
+    assert cfg.targets[0].accelerate is not None
+    assert cfg.targets[0].accelerate.enabled is False
+
+
+def test_directory_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "debs").mkdir()
+    acc = dict(ACCELERATE, directory="debs")
+    del acc["suite"]
+    cfg = load(tmp_path, {"targets[0].accelerate": acc})
+    assert cfg.targets[0].accelerate is not None
+    assert cfg.targets[0].accelerate.directory == str(tmp_path / "debs")
+
+
+GMP = {"package": "libgmp10", "version": "1", "sha256": SHA_A}
+ZLIB = {"package": "zlib1g", "version": "1", "sha256": SHA_A}
+ERRORS: list[tuple[dict[str, Any], str, tuple[str, ...]]] = [
+    ({"gcc": "ten"}, "gcc", ("'ten' is not a version",)),
+    ({"leaves": ["cc1", "cc1plu"]}, "leaves[1]", ("unknown leaf 'cc1plu'", "'cc1plus'")),
+    ({"packages": []}, "packages", ("expected a non-empty list",)),
+    ({"packages": [dict(GMP, sha256="abc")]}, "packages[0].sha256", ("malformed sha256",)),
+    ({"packages": [dict(GMP, sha=1)]}, "packages[0].sha", ("unknown key 'sha'",)),
+    ({"packages": [ZLIB, ZLIB]}, "packages[1].package", ("listed twice",)),
+    ({"directory": "nowhere"}, "directory", ("is not a directory",)),
+    ({"suite": None}, "suite", ("missing required key",)),
+    ({"mirror": "ftp://x"}, "mirror", ("not an http(s) URL",)),
+    ({"enable": True}, "enable", ("unknown key 'enable'", "did you mean 'enabled'")),
+]
+
+
+@pytest.mark.parametrize(("change", "key", "fragments"), ERRORS)
+def test_accelerate_errors_name_the_key(
+    tmp_path: Path, change: dict[str, Any], key: str, fragments: tuple[str, ...]
+) -> None:
+    acc = {k: v for k, v in dict(ACCELERATE, **change).items() if v is not None}
+    err = config_error(tmp_path, {"targets[0].accelerate": acc})
+    assert err.exit_code == 2
+    assert_names(err, tmp_path / "config.yaml", f"targets[0].accelerate.{key}", *fragments)
+
+
+# ------------------------------------------------------------------------------- pins
+
+
+def _ar(members: dict[str, bytes]) -> bytes:
+    out = b"!<arch>\n"
+    for name, body in members.items():
+        header = f"{name + '/':<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(body):<10}`\n"
+        out += header.encode() + body + (b"\n" if len(body) % 2 else b"")
+    return out
+
+
+def make_deb(path: Path, files: dict[str, bytes]) -> str:
+    """A real (minimal) .deb at ``path``; returns its sha256."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:xz") as tar:
+        for name, body in files.items():
+            info = tarfile.TarInfo("./" + name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    path.write_bytes(
+        _ar({"debian-binary": b"2.0\n", "control.tar.xz": b"", "data.tar.xz": buf.getvalue()})
+    )
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def accelerate(packages: tuple[DebPin, ...], directory: Path) -> Accelerate:
+    return Accelerate(
+        enabled=True,
+        toolchain="tc",
+        gcc_version="10.2.1",
+        binutils_version="2.35.2",
+        leaves=("cc1", "as"),
+        packages=packages,
+        suite="",
+        mirror="http://deb.debian.org/debian",
+        directory=str(directory),
+    )
+
+
+def test_deb_filename_spells_the_epoch_as_apt_does() -> None:
+    pin = DebPin(package="libgmp10", version="2:6.2.1+dfsg-1+deb11u1", sha256=SHA_A)
+    assert native.deb_filename(pin) == "libgmp10_2%3a6.2.1+dfsg-1+deb11u1_amd64.deb"
+
+
+def test_verified_debs_unpack(tmp_path: Path) -> None:
+    sha = make_deb(
+        tmp_path / "zlib1g_1.2_amd64.deb", {"lib/libz.so.1": b"ELF?", "usr/share/x": b"odd"}
+    )
+    acc = accelerate((DebPin(package="zlib1g", version="1.2", sha256=sha),), tmp_path)
+    debs = native.fetch_debs(acc, tmp_path / "cache")
+    assert debs == {"zlib1g": tmp_path / "zlib1g_1.2_amd64.deb"}
+    native.unpack_debs(debs, tmp_path / "tree")
+    assert (tmp_path / "tree/lib/libz.so.1").read_bytes() == b"ELF?"
+    assert (tmp_path / "tree/usr/share/x").read_bytes() == b"odd"
+
+
+def test_a_wrong_sha256_is_refused_before_anything_is_built(tmp_path: Path) -> None:
+    make_deb(tmp_path / "zlib1g_1.2_amd64.deb", {"lib/libz.so.1": b"ELF?"})
+    acc = accelerate((DebPin(package="zlib1g", version="1.2", sha256=SHA_A),), tmp_path)
+    with pytest.raises(ChecksumMismatch) as info:
+        native.verify_debs(acc, tmp_path)
+    assert info.value.exit_code == 2
+    assert f"the config pins {SHA_A}" in str(info.value)
+    assert str(tmp_path / "zlib1g_1.2_amd64.deb") in str(info.value)
+
+
+def test_another_version_than_pinned_is_named(tmp_path: Path) -> None:
+    make_deb(tmp_path / "zlib1g_1.3_amd64.deb", {"lib/libz.so.1": b"ELF?"})
+    acc = accelerate((DebPin(package="zlib1g", version="1.2", sha256=SHA_A),), tmp_path)
+    with pytest.raises(BadInput) as info:
+        native.verify_debs(acc, tmp_path)
+    assert info.value.exit_code == 2
+    assert "zlib1g 1.2 is not in" in str(info.value)
+    assert "found only zlib1g_1.3_amd64.deb" in str(info.value)
+
+
+def test_a_file_that_is_not_a_deb_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "x.deb"
+    bad.write_bytes(b"PK\x03\x04 not an ar archive")
+    with pytest.raises(native.ToolchainError, match="not a Debian package"):
+        native.deb_data(bad)
+
+
+# ----------------------------------------------------------------- dockerfile, labels
+
+
+def test_dockerfile_lines_copy_the_prefix_and_run_the_setup() -> None:
+    acc = accelerate((), Path("/x"))
+    assert native.dockerfile_lines(get_arch("ppc64le"), acc) == (
+        "COPY xarch-native/ /opt/xarch/native/",
+        'RUN ["/bin/sh", "/opt/xarch/native/setup-hooks.sh", "powerpc64le-linux-gnu", '
+        '"10.2.1", "2.35.2", "cc1", "as"]',
+    )
+
+
+def test_labels_record_toolchain_versions_sha256s_and_probe() -> None:
+    pin = DebPin(package="zlib1g", version="1:1.2", sha256=SHA_A)
+    labels = native.native_labels(
+        accelerate((pin,), Path("/x")), {"lib/libz.so.1": "b" * 64}, "pending"
+    )
+    assert labels == {
+        "org.xarch.native.toolchain": "tc",
+        "org.xarch.native.gcc": "10.2.1",
+        "org.xarch.native.binutils": "2.35.2",
+        "org.xarch.native.leaves": "cc1,as",
+        "org.xarch.native.packages": f"zlib1g=1:1.2@sha256:{SHA_A}",
+        "org.xarch.native.files": f"lib/libz.so.1@sha256:{'b' * 64}",
+        "org.xarch.native.probe": "pending",
+    }
+
+
+def test_leaf_paths_follow_the_cross_layout() -> None:
+    arch = get_arch("aarch64")
+    assert (
+        native.leaf_sources(arch, "10")["cc1plus"]
+        == "usr/lib/gcc-cross/aarch64-linux-gnu/10/cc1plus"
+    )
+    assert native.leaf_targets(arch, "10")["as"] == "bin/aarch64-linux-gnu-as"
