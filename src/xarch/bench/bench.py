@@ -45,6 +45,7 @@ from xarch.bench.runner import (
     tail,
 )
 from xarch.bench.toolkit import image_sizes, toolkit_overhead
+from xarch.bench.wheels import wheel_rows
 from xarch.bench.workloads import Plan, write_inputs
 from xarch.errors import BadInput, BenchError, BinfmtError, NotBuilt
 from xarch.host import binfmt
@@ -520,6 +521,15 @@ def run_bench(
                     mounts[str(alt.path)] = f"{BOX_QEMU}/backports/{alt.path.name}"
                 result.series += measure_image(
                     engine, t, info, plan, native, mounts, pinned[t.arch.name], alt, guard, log
+                )
+            if plan.wheels:
+                # cibuildwheel's containers run under the same flag-F handlers.
+                result.wheels = wheel_rows(
+                    config,
+                    targets,
+                    work / "wheels",
+                    ca_bundle=os.environ.get("XARCH_CA_BUNDLE") or None,
+                    log=log,
                 )
         result.binfmt_events = guard.events
         if plan.sizes:

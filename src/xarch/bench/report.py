@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xarch.bench.stats import Ratio, Summary, geometric_mean, ratio, speedup, verdict
+from xarch.bench.wheels import render_wheels
 from xarch.model.tables import format_table
 
 if TYPE_CHECKING:
@@ -324,6 +325,14 @@ def render(result: BenchResult) -> str:
             )
         if not recs:
             parts.append("  no setting is clearly faster than the default on every workload")
+    if result.wheels:
+        parts += [
+            "",
+            "Wheels: cibuildwheel of the sample C extension in each image (build, repair, "
+            "test) vs natively on the host (pip wheel, install, test; bench/wheels.py); "
+            f"native Python {result.wheels[0].native_python}",
+            render_wheels(result.wheels),
+        ]
     if result.sizes:
         parts += ["", "Size each helper image adds over its base", render_sizes(result.sizes)]
     if result.toolkit:
@@ -386,6 +395,7 @@ def to_json(result: BenchResult) -> dict[str, Any]:
         "series": [s.to_json() for s in result.series],
         "notes": result.notes,
         "binfmt_events": result.binfmt_events,
+        "wheels": [w.to_json() for w in result.wheels],
     }
 
 

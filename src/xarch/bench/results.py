@@ -9,6 +9,7 @@ from typing import Any
 from xarch.bench import emulators as emu
 from xarch.bench.runner import Series
 from xarch.bench.toolkit import ImageSize, ToolkitTiming
+from xarch.bench.wheels import WheelRow
 from xarch.bench.workloads import Plan
 
 #: QEMU's own default model in user mode (7.2 and 10.0), when the image sets no
@@ -63,6 +64,7 @@ class BenchResult:
     sizes: list[ImageSize] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     binfmt_events: list[str] = field(default_factory=list)
+    wheels: list[WheelRow] = field(default_factory=list)
 
     def failures(self) -> list[tuple[Series, int]]:
         return [(s, len(s.failures)) for s in self.series if s.failures]

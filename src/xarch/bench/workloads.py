@@ -51,6 +51,9 @@ class Plan:
     toolkit_reps: int = 3
     sizes: bool = True
     timeout: int = 900  # seconds per workload run
+    #: the wheel row: cibuildwheel of the sample C extension per image vs natively
+    #: (bench/wheels.py); minutes per image under emulation, so the full plan only
+    wheels: bool = False
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -64,6 +67,7 @@ class Plan:
             "alt_cpu_models": {k: list(v) for k, v in self.alt_cpu_models.items()},
             "toolkit_reps": self.toolkit_reps if self.toolkit else 0,
             "timeout": self.timeout,
+            "wheels": self.wheels,
         }
 
 
@@ -99,6 +103,7 @@ FULL = Plan(
     alt_cpu_models={"aarch64": ("cortex-a72", "neoverse-n1"), "ppc64le": ("power9",)},
     toolkit_reps=3,
     timeout=900,
+    wheels=True,
 )
 
 
