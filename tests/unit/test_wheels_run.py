@@ -219,6 +219,8 @@ if "--print-build-identifiers" in sys.argv:
     sys.exit(0)
 out = pathlib.Path(sys.argv[sys.argv.index("--output-dir") + 1])
 print(f"Building cp39-manylinux_{{arch}} wheel", flush=True)
+for name in ("SSL_CERT_FILE", "CIBW_ENVIRONMENT_LINUX", "CIBW_INHERIT"):
+    print(f"env {{name}}={{os.environ.get(name, '<unset>')}}")
 if os.environ.get("STAND_IN_FAIL") == arch:
     print("error: test-command failed: 1 failed, 2 passed")
     sys.exit(1)
@@ -271,6 +273,7 @@ def test_wheels_reach_output_and_the_report_when_every_run_passed(
         "x-0.1.0-cp39-cp39-manylinux_2_17_ppc64le.whl",
     ]
     assert outcome.ok
+    assert "env SSL_CERT_FILE=<unset>" in (tmp_path / "build/wheels/1-aarch64.log").read_text()
     section = read_report(report)["wheels"]
     assert section["ok"] is True
     assert [r["arch"] for r in section["runs"]] == ["aarch64", "ppc64le"]
@@ -375,3 +378,36 @@ def test_the_ci_jobs_ca_lines_do_nothing_when_off() -> None:
         check=True,
     ).stdout
     assert out == "unset unset\n"
+
+
+def test_xarch_ca_bundle_is_the_default_of_ca_bundle(tmp_path: Path, stand_in: Path) -> None:
+    """The stand-in cibuildwheel sees SSL_CERT_FILE and the container variables."""
+    cfg = config(tmp_path, [("manylinux2014", "aarch64")])
+    report = pushed(tmp_path, cfg)
+    bundle = tmp_path / "proxy-ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    seen: list[str] = []
+    build_wheels(
+        cfg,
+        project=CEXT,
+        output=tmp_path / "out",
+        report=report,
+        environ={"PATH": "/usr/bin:/bin", "XARCH_CA_BUNDLE": str(bundle)},
+        cibuildwheel_exe=stand_in,
+        log=seen.append,
+    )
+    [run] = read_report(report)["wheels"]["runs"]
+    assert run["status"] == "ok"
+    assert f"env SSL_CERT_FILE={bundle}" in seen
+    assert f"env CIBW_ENVIRONMENT_LINUX=PIP_CERT={CONTAINER_CA_BUNDLE} " in " ".join(seen)
+    assert "env CIBW_INHERIT=environment-linux: prepend" in seen
+    with pytest.raises(BadInput, match="no such file"):
+        build_wheels(
+            cfg,
+            project=CEXT,
+            output=tmp_path / "out",
+            report=report,
+            environ={"XARCH_CA_BUNDLE": str(tmp_path / "missing.pem")},
+            cibuildwheel_exe=stand_in,
+            log=seen.append,
+        )

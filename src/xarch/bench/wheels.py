@@ -83,19 +83,37 @@ def write_project(dest: Path) -> Path:
     return dest
 
 
+def _version_of(python: Path) -> str:
+    """The interpreter's version, "" when it does not run (a pyenv shim of an inactive
+    version, say)."""
+    try:
+        r = subprocess.run(
+            [str(python), "-c", "import platform; print(platform.python_version())"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+    except OSError:
+        return ""
+    return r.stdout.strip() if r.returncode == 0 else ""
+
+
 def native_python() -> tuple[Path, str]:
-    """python3.9 when the host has one (the builds' minor), else the running Python."""
-    found = shutil.which(f"python{IMAGE_PYTHON}")
-    python = Path(found) if found else Path(sys.executable)
-    r = subprocess.run(
-        [str(python), "-c", "import platform; print(platform.python_version())"],
-        capture_output=True,
-        text=True,
-        check=False,
+    """A host Python of the builds' minor (python3.9 on PATH, or a pyenv-installed 3.9),
+    else the running Python (and the row says so)."""
+    candidates = [Path(p) for p in [shutil.which(f"python{IMAGE_PYTHON}")] if p]
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    candidates += sorted(pyenv.glob(f"versions/{IMAGE_PYTHON}.*/bin/python{IMAGE_PYTHON}"))
+    for python in candidates:
+        version = _version_of(python)
+        if version.startswith(f"{IMAGE_PYTHON}."):
+            return python, f"{version} ({python})"
+    python = Path(sys.executable)
+    return python, (
+        f"{_version_of(python) or '?'} ({python}), not {IMAGE_PYTHON}: the host has no "
+        f"working python{IMAGE_PYTHON}"
     )
-    version = r.stdout.strip() or "?"
-    note = "" if found else f", not {IMAGE_PYTHON}: the host has no python{IMAGE_PYTHON}"
-    return python, f"{version} ({python}){note}"
 
 
 def _run(cmd: Sequence[str], env: Mapping[str, str], cwd: Path, log: Log) -> None:

@@ -23,7 +23,8 @@ for the cibuildwheel process and ``PIP_CERT``, ``SSL_CERT_FILE`` and
 ``REQUESTS_CA_BUNDLE`` point at that file inside the container through
 ``CIBW_ENVIRONMENT_LINUX``, prepended to the user's own ``environment`` (by
 ``CIBW_INHERIT``, so theirs still applies and may override), or prepended to their own
-``CIBW_ENVIRONMENT_LINUX`` when they set one.
+``CIBW_ENVIRONMENT_LINUX`` when they set one. Without the option, ``XARCH_CA_BUNDLE``
+(the generated CI's variable) names the bundle; empty or unset: off.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ Log = Callable[[str], None]
 #: Where cibuildwheel puts its CA bundle inside the build container.
 CONTAINER_CA_BUNDLE = "/cibuildwheel-ca-bundle.pem"
 CA_VARIABLES = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+#: The variable that names the extra CA bundle when --ca-bundle is not given.
+CA_ENV = "XARCH_CA_BUNDLE"
 LOG_TAIL_LINES = 40
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _START_RE = re.compile(r"^Building (?P<id>\S+) wheel\s*$")
@@ -341,8 +344,10 @@ def build_wheels(
     Everything is checked before the first build (project, CA bundle, push record,
     each run's selection); the wheels reach ``output`` only when every run succeeded.
     """
+    base_env = dict(os.environ if environ is None else environ)
     project = check_project(project)
-    bundle = check_ca_bundle(ca_bundle)
+    # --ca-bundle, else XARCH_CA_BUNDLE (the generated CI's variable; "" = off).
+    bundle = check_ca_bundle(ca_bundle if ca_bundle is not None else base_env.get(CA_ENV))
     targets = config.select(target_names)
     if not targets:
         raise BadInput(f"{config.path}: no target selected to build wheels in")
@@ -352,7 +357,6 @@ def build_wheels(
     if config.cibuildwheel is None:
         log(f"note: {config.path} pins no cibuildwheel.version; using {version}")
     exe = cibuildwheel_exe or ensure_venv(version, log=log)
-    base_env = dict(os.environ if environ is None else environ)
     runs = plan_runs(targets, refs)
     planned: list[tuple[WheelRun, dict[str, str], list[str]]] = []
     for run in runs:
