@@ -16,6 +16,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit, Failure, ParseError
 from invoke.tasks import task
 
+from xarch.cli.interrupts import interruptible
 from xarch.errors import XarchError
 from xarch.host.lock import exclusive
 
@@ -39,35 +40,49 @@ def user_errors(fn: F) -> F:
     nothing changed; 1: an operation failed). An OSError that no module turned into an
     XarchError (a full disk, a permission) becomes its message and exit 1. Anything else
     is a bug in xarch: one line naming it, exit 1, and the traceback with XARCH_DEBUG=1.
-    Invoke's own Exit, Failure and ParseError, and KeyboardInterrupt, pass through.
+    Invoke's own Exit, Failure and ParseError pass through. SIGINT and SIGTERM end the
+    task as a KeyboardInterrupt (cli.interrupts), so every cleanup runs, then exit 130 or
+    143 with one line.
     """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except XarchError as e:
-            sys.stdout.flush()
-            raise Exit(f"error: {e}", code=e.exit_code) from None
-        except (Exit, Failure, ParseError):
-            raise
-        except OSError as e:
-            if os.environ.get(DEBUG_ENV) == "1":
-                raise
-            sys.stdout.flush()
-            raise Exit(f"error: {describe_os_error(e)}", code=1) from None
-        except Exception as e:  # the single handler: every bug ends here, named
-            if os.environ.get(DEBUG_ENV) == "1":
-                raise
-            sys.stdout.flush()
-            raise Exit(
-                f"error: {type(e).__name__}: {e}\n"
-                f"  this is a bug in xarch, please report it "
-                f"({DEBUG_ENV}=1 shows the traceback)",
-                code=1,
-            ) from None
+        with interruptible() as interruption:
+            try:
+                return _run_task(fn, args, kwargs)
+            except KeyboardInterrupt:
+                sys.stdout.flush()
+                raise Exit(
+                    f"error: {interruption.message()}", code=interruption.exit_code
+                ) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _run_task(fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """The task body under the one error handler (see user_errors)."""
+    try:
+        return fn(*args, **kwargs)
+    except XarchError as e:
+        sys.stdout.flush()
+        raise Exit(f"error: {e}", code=e.exit_code) from None
+    except (Exit, Failure, ParseError):
+        raise
+    except OSError as e:
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        sys.stdout.flush()
+        raise Exit(f"error: {describe_os_error(e)}", code=1) from None
+    except Exception as e:  # the single handler: every bug ends here, named
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        sys.stdout.flush()
+        raise Exit(
+            f"error: {type(e).__name__}: {e}\n"
+            f"  this is a bug in xarch, please report it "
+            f"({DEBUG_ENV}=1 shows the traceback)",
+            code=1,
+        ) from None
 
 
 def describe_os_error(e: OSError) -> str:
