@@ -213,3 +213,57 @@ def test_leaf_paths_follow_the_cross_layout() -> None:
         == "usr/lib/gcc-cross/aarch64-linux-gnu/10/cc1plus"
     )
     assert native.leaf_targets(arch, "10")["as"] == "bin/aarch64-linux-gnu-as"
+
+
+# --------------------------------------------------------------------- matched or refused
+
+AS_LINE = "GNU assembler (GNU Binutils for Debian) 2.35.2"
+
+
+def test_a_base_of_the_toolchains_versions_matches() -> None:
+    acc = accelerate((), Path("/x"))
+    assert native.version_mismatch(acc, "10.2.1\n", AS_LINE) is None
+    native.require_match(acc, "10.2.1", AS_LINE)
+
+
+@pytest.mark.parametrize(
+    ("gcc", "as_line", "fragment"),
+    [
+        ("12.2.0", AS_LINE, "gcc is 12.2.0 (gcc -dumpfullversion) but the native toolchain tc is"),
+        ("", AS_LINE, "the base's gcc is missing"),
+        ("10.2.1", "GNU assembler version 2.35-5.el7", "assembler is binutils 2.35-5.el7"),
+        ("10.2.1", "", "binutils missing (no as --version)"),
+    ],
+)  # fmt: skip
+def test_another_version_is_refused_naming_both(gcc: str, as_line: str, fragment: str) -> None:
+    acc = accelerate((), Path("/x"))
+    with pytest.raises(native.ToolchainMismatch) as info:
+        native.require_match(acc, gcc, as_line)
+    assert info.value.exit_code == 2
+    assert fragment in str(info.value)
+    assert "accelerate.enabled: false" in str(info.value)
+
+
+def test_probed_dockerfile_only_adds_labels() -> None:
+    text = native.probed_dockerfile("sha256:abc", {"b": 'say "hi"', "a": "1"})
+    assert text == 'FROM sha256:abc\nLABEL a="1"\nLABEL b="say \\"hi\\""\n'
+
+
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        ({}, "no native leaves (emulated compilers)"),
+        (
+            {"org.xarch.native.toolchain": "tc", "org.xarch.native.leaves": "cc1,as",
+             "org.xarch.native.probe": "passed (12 files identical)"},
+            "native leaves cc1,as from tc: probe passed (12 files identical)",
+        ),
+        (
+            {"org.xarch.native.toolchain": "tc", "org.xarch.native.leaves": "cc1",
+             "org.xarch.native.probe": "pending"},
+            "native leaves cc1 from tc NOT proven (probe: pending)",
+        ),
+    ],
+)  # fmt: skip
+def test_status_from_labels(labels: dict[str, str], expected: str) -> None:
+    assert native.status_from_labels(labels) == expected

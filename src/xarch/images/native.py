@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import shutil
 import subprocess
 import tarfile
@@ -357,6 +358,57 @@ def native_labels(acc: Accelerate, shipped: Mapping[str, str], probe: str) -> di
     return labels
 
 
+def version_mismatch(acc: Accelerate, gcc_fullversion: str, as_version_line: str) -> str | None:
+    """Why ``acc`` does not match a base whose ``gcc -dumpfullversion`` and ``as
+    --version`` (first line) are given, naming both versions; None when it matches.
+    The same rule setup-hooks.sh applies inside the image build."""
+    have_gcc = gcc_fullversion.strip()
+    if have_gcc != acc.gcc_version:
+        return (
+            f"the base's gcc is {have_gcc or 'missing'} (gcc -dumpfullversion) but the native "
+            f"toolchain {acc.toolchain} is gcc {acc.gcc_version}"
+        )
+    line = as_version_line.strip()
+    have_as = line.rsplit(" ", 1)[-1] if line else ""
+    if have_as != acc.binutils_version:
+        return (
+            f"the base's assembler is binutils {have_as or 'missing'} "
+            f"({line or 'no as --version'}) but the native toolchain {acc.toolchain} is "
+            f"binutils {acc.binutils_version}"
+        )
+    return None
+
+
+def require_match(acc: Accelerate, gcc_fullversion: str, as_version_line: str) -> None:
+    """Refuse (exit 2) a base whose compiler or assembler is not the toolchain's."""
+    problem = version_mismatch(acc, gcc_fullversion, as_version_line)
+    if problem:
+        raise ToolchainMismatch(
+            f"{problem}: refusing to accelerate\n  hint: pin a toolchain of the base's "
+            "versions, or set accelerate.enabled: false for this target"
+        )
+
+
+def probed_dockerfile(image_id: str, labels: Mapping[str, str]) -> str:
+    """A one-step Dockerfile that puts the final labels (with the probe's result) on an
+    image that passed the probe; nothing else changes."""
+    lines = [f"FROM {image_id}"]
+    lines += [f"LABEL {k}={json.dumps(v)}" for k, v in sorted(labels.items())]
+    return "\n".join(lines) + "\n"
+
+
+def status_from_labels(labels: Mapping[str, str]) -> str:
+    """One line for doctor: whether an image carries proven native leaves."""
+    toolchain = labels.get(f"{LABEL_PREFIX}.toolchain")
+    if not toolchain:
+        return "no native leaves (emulated compilers)"
+    probe = labels.get(f"{LABEL_PREFIX}.probe", "")
+    leaves = labels.get(f"{LABEL_PREFIX}.leaves", "")
+    if probe.startswith("passed"):
+        return f"native leaves {leaves} from {toolchain}: probe {probe}"
+    return f"native leaves {leaves} from {toolchain} NOT proven (probe: {probe or 'missing'})"
+
+
 def prepare_native_context(
     target: Target, cache: Path, context: Path, log: Log = print
 ) -> NativeContext | None:
@@ -387,14 +439,3 @@ def prepare_native_context(
         labels=native_labels(acc, shipped, "pending"),
         size_bytes=dir_size(out),
     )
-
-
-__all__ = [
-    "NATIVE_PREFIX",
-    "NativeContext",
-    "ToolchainMismatch",
-    "deb_filename",
-    "fetch_debs",
-    "prepare_native_context",
-    "verify_debs",
-]
