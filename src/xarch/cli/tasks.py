@@ -601,6 +601,7 @@ def pin(
     iterable=["target"],
 )
 @user_errors
+@exclusive()
 def wheels(
     c: Context,
     config: str = DEFAULT_CONFIG,
