@@ -39,13 +39,14 @@ from xarch.model.naming import helper_ref
 from xarch.model.report import require_push_record
 from xarch.model.tables import format_table
 from xarch.oci.registry import is_digest, is_local_host
+from xarch.publish.cibuildwheel import DEFAULT_VERSION as DEFAULT_CIBUILDWHEEL
 
 Log = Callable[[str], None]
 
 PROVIDERS = ("github", "gitlab")
 #: The cibuildwheel release the wheel workflow installs (pip, exact version). Checked
 #: against its options: CIBW_MANYLINUX_<ARCH>_IMAGE exists for these arches.
-CIBUILDWHEEL_VERSION = "4.3.5"
+CIBUILDWHEEL_VERSION = DEFAULT_CIBUILDWHEEL  # when the config pins no cibuildwheel.version
 CIBW_ARCHES = ("x86_64", "i686", "aarch64", "ppc64le", "s390x", "armv7l", "riscv64")
 #: GitHub-hosted runner for the wheel job (Docker and python3 preinstalled).
 WHEELS_RUNNER = "ubuntu-24.04"
