@@ -47,7 +47,7 @@ NAMESPACE = "xarch-installer-test"
 BINFMT_MOUNT = ["-v", f"{binfmt.BINFMT_DIR}:/binfmt_misc"]
 AARCH64 = get_arch("aarch64")
 # Helper images of the offline profile, when the quick start has built them here.
-STANDIN_ARM64 = "127.0.0.1:5000/xarch/standin-manylinux2014:bookworm-aarch64"
+STANDIN_ARM64 = "127.0.0.1:5000/xarch/standin-manylinux2014:standin-aarch64"
 
 
 def quiet(_: str) -> None:

@@ -153,3 +153,167 @@ def test_plain_base_fails_without_flag_f(image: ImageUnderTest) -> None:
     )
     assert r.returncode != 0
     assert "no such file or directory" in r.stderr.lower(), r.stderr
+
+
+# --- the cibuildwheel contract (cibuildwheel 4.3.5: platforms/linux.py, oci_container.py)
+# Checked for every image with a manylinux layout (AUDITWHEEL_POLICY in its environment):
+# the real manylinux images and xarch's stand-ins alike.
+
+UTILITY_PYTHON = "/opt/python/cp39-cp39/bin/python"
+# Legacy policy names and the glibc they stand for (PEP 600).
+LEGACY_POLICIES = {"manylinux1": "2.5", "manylinux2010": "2.12", "manylinux2014": "2.17"}
+L_STANDIN_PYTHON = "io.xarch.standin.python"
+
+
+def _env(image: ImageUnderTest) -> dict[str, str]:
+    return dict(e.split("=", 1) for e in (image.attrs.get("Config") or {}).get("Env") or [])
+
+
+@pytest.fixture(scope="session")
+def manylinux_env(image: ImageUnderTest) -> dict[str, str]:
+    env = _env(image)
+    if "AUDITWHEEL_POLICY" not in env:
+        pytest.skip("not a manylinux layout")
+    return env
+
+
+def _check_py(guest: Any, python: str, code: str) -> str:
+    return str(guest.check_output(f"{python} -c {_sh_quote(code)}"))
+
+
+def _sh_quote(s: str) -> str:
+    return "'" + s.replace("'", "'\"'\"'") + "'"
+
+
+def test_utility_interpreter_is_real_cpython_39(
+    guest: Any, image: ImageUnderTest, manylinux_env: dict[str, str]
+) -> None:
+    """cibuildwheel runs /opt/python/cp39-cp39/bin/python for every glob and environment
+    read: it must be CPython 3.9 itself, an ELF executable, not a script or another
+    version under that name."""
+    has = image.labels.get(L_STANDIN_PYTHON)
+    if has is not None and has != "3.9":
+        pytest.skip(
+            f"STAND-IN with CPython {has} only (its Debian suite has no 3.9): "
+            "cibuildwheel 4.3.5 cannot use this image"
+        )
+    code = (
+        "import os, sys; exe = os.path.realpath(sys.executable); "
+        "print(sys.implementation.name, '%d.%d' % sys.version_info[:2], "
+        "open(exe, 'rb').read(4) == b'\\x7fELF', exe)"
+    )
+    name, version, is_elf, exe = _check_py(guest, UTILITY_PYTHON, code).split()
+    assert (name, version, is_elf) == ("cpython", "3.9", "True"), exe
+
+
+def test_each_interpreter_is_what_its_directory_says(
+    guest: Any, manylinux_env: dict[str, str]
+) -> None:
+    """/opt/python/cpXY-cpXY/bin/python is CPython X.Y: no link or wrapper pretends to be
+    an interpreter it is not (cibuildwheel picks interpreters by these names)."""
+    pythons = guest.run("ls -1d /opt/python/cp3*-cp3*/bin/python 2>/dev/null").stdout.split()
+    assert pythons, "no /opt/python/cpXY-cpXY/bin/python"
+    for py in pythons:
+        tag = py.split("/")[3].split("-")[0]  # cp39
+        if tag.endswith("t"):  # free-threaded builds (cp313t): same version digits
+            tag = tag[:-1]
+        got = _check_py(guest, py, "import sys; print('cp%d%d' % sys.version_info[:2])")
+        assert got == tag, f"{py} is {got}"
+
+
+def test_build_frontend_in_each_interpreter(guest: Any, manylinux_env: dict[str, str]) -> None:
+    """cibuildwheel's default frontend is `python -m build`; pip must be the interpreter's."""
+    for py in guest.run("ls -1d /opt/python/cp3*-cp3*/bin/python").stdout.split():
+        out = guest.run(f"{py} -m build --version")
+        assert out.rc == 0, f"{py} -m build: {out.stderr}"
+        assert out.stdout.startswith("build "), out.stdout
+        pip = guest.run(f"{py.removesuffix('/python')}/pip --version")
+        assert pip.rc == 0 and pip.stdout.startswith("pip "), pip.stderr
+
+
+def test_repair_tools_on_path(guest: Any, manylinux_env: dict[str, str]) -> None:
+    """The default repair command is `auditwheel repair`, which needs patchelf >= 0.14."""
+    aw = guest.run("auditwheel --version")
+    assert aw.rc == 0, aw.stderr
+    assert re.match(r"auditwheel \d+\.\d+", aw.stdout), aw.stdout
+    pe = guest.run("patchelf --version")
+    assert pe.rc == 0, pe.stderr
+    m = re.match(r"patchelf (\d+)\.(\d+)", pe.stdout)
+    assert m and (int(m[1]), int(m[2])) >= (0, 14), pe.stdout
+
+
+def test_auditwheel_plat_matches_glibc(
+    guest: Any, image: ImageUnderTest, manylinux_env: dict[str, str]
+) -> None:
+    """AUDITWHEEL_PLAT names the image's own glibc: an older one would promise wheels
+    that need less than they do, a newer one would not be honest either."""
+    policy = manylinux_env["AUDITWHEEL_POLICY"]
+    plat = manylinux_env["AUDITWHEEL_PLAT"]
+    assert plat == f"{policy}_{image.target.arch.uname_m}"
+    want = LEGACY_POLICIES.get(policy)
+    if want is None:
+        m = re.fullmatch(r"manylinux_(\d+)_(\d+)", policy)
+        assert m, f"unknown policy {policy!r}"
+        want = f"{m[1]}.{m[2]}"
+    out = guest.check_output("getconf GNU_LIBC_VERSION")  # "glibc 2.31"
+    assert out.split() == ["glibc", want], f"{policy} but {out}"
+
+
+# Builds a one-function C extension with the image's gcc against the interpreter's
+# Python.h, packs it as a linux_<arch> wheel (zipfile: no setuptools needed offline) and
+# lets auditwheel repair it under AUDITWHEEL_PLAT. Prints the repaired wheel's name.
+AUDIT_SCRIPT = r"""
+set -eu
+d=$(mktemp -d)
+cd "$d"
+cat > probe.c <<'C_EOF'
+#include <Python.h>
+static PyObject *answer(PyObject *self, PyObject *args) { return PyLong_FromLong(42); }
+static PyMethodDef methods[] = {{"answer", answer, METH_NOARGS, ""}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "probe", NULL, -1, methods};
+PyMODINIT_FUNC PyInit_probe(void) { return PyModule_Create(&mod); }
+C_EOF
+py=$1
+inc=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+suffix=$("$py" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+tag=$("$py" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')
+gcc -O2 -shared -fPIC -I"$inc" -o "probe$suffix" probe.c
+cat > mkwheel.py <<'PY_EOF'
+import base64, hashlib, platform, sys, zipfile
+tag, so = sys.argv[1], sys.argv[2]
+plat = "linux_" + platform.machine()
+files = {
+    so: open(so, "rb").read(),
+    "probe-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: probe\nVersion: 1.0\n",
+    "probe-1.0.dist-info/WHEEL": (
+        "Wheel-Version: 1.0\nGenerator: xarch\nRoot-Is-Purelib: false\n"
+        f"Tag: {tag}-{tag}-{plat}\n"
+    ).encode(),
+}
+record = []
+with zipfile.ZipFile(f"probe-1.0-{tag}-{tag}-{plat}.whl", "w") as z:
+    for path, data in files.items():
+        z.writestr(path, data)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+        record.append(f"{path},sha256={digest.decode()},{len(data)}")
+    record.append("probe-1.0.dist-info/RECORD,,")
+    z.writestr("probe-1.0.dist-info/RECORD", "\n".join(record) + "\n")
+PY_EOF
+"$py" mkwheel.py "$tag" "probe$suffix"
+auditwheel repair --plat "$AUDITWHEEL_PLAT" -w out probe-1.0-*.whl >repair.log 2>&1 \
+  || { cat repair.log; exit 1; }
+ls out
+"""
+
+
+def test_auditwheel_accepts_a_wheel_built_here(
+    guest: Any, image: ImageUnderTest, manylinux_env: dict[str, str]
+) -> None:
+    """A C extension compiled by the image's gcc against its Python.h is repaired under
+    the image's own AUDITWHEEL_PLAT: the policy is one its wheels can meet."""
+    plat = manylinux_env["AUDITWHEEL_PLAT"]
+    py = guest.run("ls -1d /opt/python/cp3*-cp3*/bin/python").stdout.split()[0]
+    guest.run_expect([0], f"cat > /tmp/xarch-audit.sh <<'XARCH_EOF'\n{AUDIT_SCRIPT}\nXARCH_EOF")
+    r = guest.run(f"AUDITWHEEL_PLAT={plat} sh /tmp/xarch-audit.sh {py}")
+    assert r.rc == 0, r.stdout + r.stderr
+    assert r.stdout.strip().endswith(f"{plat}.whl"), r.stdout

@@ -1,0 +1,122 @@
+"""Stand-in facts that need no engine: the host's mirror, the suite facts, the pins."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from xarch.errors import BadInput
+from xarch.images import standin
+from xarch.images.standin import StandinSpec, host_debian_mirror
+from xarch.model.arch import get_arch
+from xarch.model.config import BootstrapBase
+
+DEB822 = """\
+Types: deb
+# http://snapshot.debian.org/archive/debian/20250520T000000Z
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+"""
+
+
+def _host(tmp_path: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        f = tmp_path / "etc/apt" / name
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(text)
+    return tmp_path
+
+
+def test_mirror_from_deb822_sources(tmp_path: Path) -> None:
+    root = _host(tmp_path, {"sources.list.d/debian.sources": DEB822})
+    assert host_debian_mirror(root) == "http://deb.debian.org/debian"
+
+
+def test_mirror_skips_security_third_party_and_disabled(tmp_path: Path) -> None:
+    root = _host(
+        tmp_path,
+        {
+            "sources.list.d/a-node.sources": (
+                "Types: deb\nURIs: https://deb.nodesource.com/node_20.x\nSuites: nodistro\n"
+            ),
+            "sources.list.d/b-off.sources": (
+                "Enabled: no\nTypes: deb\nURIs: http://off.example/debian\nSuites: bookworm\n"
+            ),
+            "sources.list.d/c-debian.sources": DEB822.replace(
+                "deb.debian.org", "ftp.de.debian.org"
+            ),
+            "sources.list.d/google.list.disabled": "deb http://x.example/debian bookworm main\n",
+        },
+    )
+    assert host_debian_mirror(root) == "http://ftp.de.debian.org/debian"
+
+
+def test_mirror_from_one_line_sources_list(tmp_path: Path) -> None:
+    root = _host(
+        tmp_path,
+        {
+            "sources.list": (
+                "# comment\ndeb-src http://src.example/debian bookworm main\n"
+                "deb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian/ bookworm main\n"
+            )
+        },
+    )
+    assert host_debian_mirror(root) == "http://mirror.example/debian"
+
+
+def test_no_debian_source_names_the_key_to_set(tmp_path: Path) -> None:
+    root = _host(
+        tmp_path, {"sources.list.d/node.sources": "Types: deb\nURIs: https://n.example/x\n"}
+    )
+    with pytest.raises(BadInput, match=r"base\.bootstrap\.mirror"):
+        host_debian_mirror(root)
+
+
+def _spec(
+    suite: str, arch: str = "aarch64", mirror: str = "http://m.example/debian"
+) -> StandinSpec:
+    base = BootstrapBase(
+        suite=suite, layout="manylinux-standin", packages=(), mirror=mirror, image="bases/s"
+    )
+    return StandinSpec(base=base, arch=get_arch(arch))
+
+
+def test_bullseye_standin_is_cp39_with_an_honest_policy() -> None:
+    spec = _spec("bullseye")
+    assert spec.python_tag == "cp39"
+    assert "python3.9-dev" in spec.packages
+    assert "AUDITWHEEL_POLICY=manylinux_2_31" in spec.env()
+    assert "AUDITWHEEL_PLAT=manylinux_2_31_aarch64" in spec.env()
+    assert spec.labels()["io.xarch.standin"] == "true"
+    assert "STAND-IN" in spec.labels()["org.opencontainers.image.description"]
+
+
+def test_unknown_suite_is_bad_input() -> None:
+    with pytest.raises(BadInput, match="buster"):
+        _spec("buster").key()
+
+
+def test_key_covers_mirror_and_pins() -> None:
+    assert _spec("bullseye").key() != _spec("bullseye", mirror="http://o.example/debian").key()
+    names = {f.name for f in _spec("bullseye").layout_files()}
+    assert set(standin.REQUIREMENTS) <= names
+
+
+@pytest.mark.parametrize("req", standin.REQUIREMENTS)
+def test_every_wheel_is_pinned_by_version_and_sha256(req: str) -> None:
+    spec = _spec("bullseye")
+    path = next(f for f in spec.requirement_files() if f.name == req)
+    lines = standin._requirement_lines(path)
+    assert lines
+    for line in lines:
+        assert re.match(r"^[A-Za-z0-9_.-]+==[0-9][^ ]* ", line), line
+        assert re.search(r"--hash=sha256:[0-9a-f]{64}", line), line
