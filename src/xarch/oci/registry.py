@@ -20,6 +20,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,24 @@ _CHALLENGE_PARAM_RE = re.compile(r'(\w+)\s*=\s*(?:"([^"]*)"|([^\s,]+))')
 _ERRNO_RE = re.compile(r"\[Errno -?\d+\][^'\")]*")
 
 UNREACHABLE_HINT = "is the registry running? `invoke registry-up`"
+
+TIMEOUT_ENV = "XARCH_REGISTRY_TIMEOUT"
+#: Seconds to wait for a connection and between bytes of an answer (requests' timeout).
+DEFAULT_TIMEOUT = 60.0
+
+
+def timeout_from_env() -> float:
+    """XARCH_REGISTRY_TIMEOUT in seconds (default 60); BadInput unless a finite number > 0."""
+    raw = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not (0 < value < float("inf")):  # also refuses nan
+        raise BadInput(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds > 0; set it to e.g. 60")
+    return value
 
 
 def sha256_digest(data: bytes) -> str:
@@ -239,7 +258,7 @@ class RegistryClient:
         *,
         insecure: bool | None = None,
         auth: tuple[str, str] | None = None,
-        timeout: float = 60.0,
+        timeout: float | None = None,
     ) -> None:
         reg = registry.strip().rstrip("/")
         scheme = ""
@@ -254,7 +273,7 @@ class RegistryClient:
             insecure = scheme == "http" if scheme else is_local_host(self.host)
         self.insecure = insecure
         self.base_url = f"{'http' if insecure else 'https'}://{reg}"
-        self.timeout = timeout
+        self.timeout = timeout_from_env() if timeout is None else timeout
         self._auth = auth
         self._auth_looked_up = auth is not None
         self._auth_note = ""
@@ -333,6 +352,8 @@ class RegistryClient:
             headers["Authorization"] = basic
         try:
             resp = self._session.get(realm, params=query, headers=headers, timeout=self.timeout)
+        except requests.Timeout:
+            raise RegistryError(self._timed_out("GET", realm)) from None
         except requests.RequestException as e:
             raise RegistryError(
                 f"cannot get a token from {realm} for {self.registry}: {_short_exc(e)}"
@@ -377,11 +398,20 @@ class RegistryClient:
                 f"\n  hint: a registry that speaks plain HTTP needs insecure=True; a private CA "
                 "belongs in REQUESTS_CA_BUNDLE"
             ) from None
+        except requests.Timeout:
+            raise RegistryError(self._timed_out(method, url)) from None
         except requests.RequestException as e:
             raise RegistryError(
                 f"{method} {url}: cannot reach the registry {self.registry} ({_short_exc(e)})"
                 f"\n  hint: {UNREACHABLE_HINT}"
             ) from None
+
+    def _timed_out(self, method: str, url: str) -> str:
+        return (
+            f"{method} {url}: the registry {self.registry} did not answer within "
+            f"{self.timeout:g} s\n  hint: check that it is up and not overloaded; set "
+            f"{TIMEOUT_ENV} (seconds) to wait longer"
+        )
 
     def _request(
         self,
@@ -549,7 +579,15 @@ class RegistryClient:
             length = resp.headers.get("Content-Length", "")
             if length.isdigit() and int(length) > MAX_JSON_BLOB_BYTES:
                 raise RegistryError(f"blob {digest} is {length} bytes, too big for a config")
-            body = resp.content
+            try:
+                body = resp.content
+            except requests.Timeout:
+                raise RegistryError(self._timed_out("GET", resp.url)) from None
+            except requests.RequestException as e:  # the connection broke mid-body
+                raise RegistryError(
+                    f"GET {resp.url}: the registry {self.registry} broke off the answer "
+                    f"({_short_exc(e)})\n  hint: {UNREACHABLE_HINT}"
+                ) from None
         finally:
             resp.close()
         if sha256_digest(body) != digest:
