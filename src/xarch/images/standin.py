@@ -32,6 +32,7 @@ from xarch.errors import BadInput, BuildError, FetchError, XarchError
 from xarch.host import binfmt
 from xarch.images.resources import resource_path
 from xarch.model.arch import Arch
+from xarch.model.children import stopped_on_error
 from xarch.model.config import BootstrapBase, PinnedBase, RegistrySettings, Target
 from xarch.model.hashing import sha256_file
 from xarch.model.paths import cache_dir
@@ -478,17 +479,25 @@ def _bootstrap(
 
 
 def _run_logged(cmd: list[str], start: float, log: Log) -> tuple[int, list[str]]:
+    # Its own process group: interrupted, mmdebstrap gets SIGTERM (it cleans up its
+    # temporary directory), then its whole group SIGKILL, before `work` is removed.
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        process_group=0,
     )
     tail: list[str] = []
     assert proc.stdout is not None
-    for raw in proc.stdout:
-        line = raw.rstrip()
-        tail = [*tail[-30:], line]
-        if line.startswith(("I: ", "E: ", "W: ")):
-            log(f"  [{time.monotonic() - start:5.0f}s] {line}")
-    return proc.wait(), tail
+    with stopped_on_error(proc):
+        for raw in proc.stdout:
+            line = raw.rstrip()
+            tail = [*tail[-30:], line]
+            if line.startswith(("I: ", "E: ", "W: ")):
+                log(f"  [{time.monotonic() - start:5.0f}s] {line}")
+        return proc.wait(), tail
 
 
 def _quote(s: str) -> str:

@@ -10,7 +10,7 @@ entries are restored afterwards, even when the run fails.
 from __future__ import annotations
 
 import contextlib
-import subprocess
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +19,7 @@ from pathlib import Path
 from xarch.errors import BadInput, NotBuilt, TestFailure
 from xarch.host import binfmt, qemu
 from xarch.model.arch import Arch
+from xarch.model.children import run_stoppable
 from xarch.model.config import Config, Target
 from xarch.model.naming import helper_ref
 from xarch.model.paths import build_dir
@@ -115,7 +116,8 @@ def run_suite(
         ]
         log(f"== test-images: {len(targets)} image(s), host binfmt mode {m!r} ==")
         with binfmt_state(m, arches, emulators, log):
-            rc = subprocess.run(cmd, check=False).returncode
+            # Interrupted, pytest gets SIGINT so its fixtures remove their containers.
+            rc = run_stoppable(cmd, signum=signal.SIGINT, grace=120)
         runs.append(SuiteRun(mode=m, returncode=rc, junit=out))
         log(f"JUnit report: {out}")
     failed = [r for r in runs if r.returncode != 0]
