@@ -1,6 +1,7 @@
 """xarch's benchmarks (`invoke bench`): emulation overhead per helper image, QEMU
 settings against the pinned default, the toolkit's own overhead, image sizes.
 
-Lives beside the package (a checkout is needed: the workloads and the timer's C
-source are here) and is imported by the `bench` task in src/xarch/tasks.py.
+Part of the package (the workloads are generated, the timer's C source is package data),
+so `xarch bench` works from a plain `pip install`; the `bench` task in
+src/xarch/cli/tasks.py calls :func:`xarch.bench.bench.bench`.
 """

@@ -594,7 +594,7 @@ def github_files(
     images = {
         "name": "xarch images",
         "on": {
-            "push": {"paths": [cfg, "images/**", "src/xarch/**"]},
+            "push": {"paths": [cfg, "src/xarch/**"]},
             "workflow_dispatch": {},
         },
         "permissions": {"contents": "read"},
@@ -666,7 +666,7 @@ def gitlab_files(
         {"if": '$CI_PIPELINE_SOURCE == "web" || $CI_PIPELINE_SOURCE == "api"'},
         {
             "if": "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH",
-            "changes": [plan.config_ref, "images/**/*", "src/xarch/**/*"],
+            "changes": [plan.config_ref, "src/xarch/**/*"],
         },
     ]
     setup = [_setup_xarch()]
