@@ -111,6 +111,28 @@ def test_a_target_plugin_goes_to_the_emulated_leaf(hooked: Path) -> None:
     assert r.stdout.split()[0] == "EMULATED"
 
 
+def test_replace_swaps_only_an_exactly_equal_argument(
+    hook_build: tuple[Path, Path], tmp_path: Path
+) -> None:
+    confs, binary = hook_build
+    ld = tmp_path / "ld"
+    shutil.copy(binary, ld)
+    native = leaf(tmp_path / "native-ld", "NATIVE")
+    conf = confs / f"{ld.resolve().relative_to('/')}.conf"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(
+        f"native={native}\nemulated=/nonexistent\n"
+        "replace=/usr/lib/gcc/x/10/liblto_plugin.so=/opt/xarch/native/liblto_plugin.so\n"
+    )
+    r = run(
+        ld, "-plugin", "/usr/lib/gcc/x/10/liblto_plugin.so", "/usr/lib/gcc/x/10/liblto_plugin.so.0"
+    )
+    assert r.stdout.split() == [
+        "NATIVE", "-plugin", "/opt/xarch/native/liblto_plugin.so",
+        "/usr/lib/gcc/x/10/liblto_plugin.so.0",
+    ]  # fmt: skip
+
+
 def test_a_missing_native_leaf_is_an_error_not_a_fallback(hooked: Path, tmp_path: Path) -> None:
     (tmp_path / "native-cc1").unlink()
     r = run(hooked, "a.c")

@@ -13,6 +13,8 @@
  *   cxx=DIR             append -isystem DIR unless the arguments hold -nostdinc/-nostdinc++
  *   sys=DIR             append -isystem DIR unless the arguments hold -nostdinc
  *   arg=ARG             append ARG
+ *   replace=OLD=NEW     pass NEW for an argument that is exactly OLD (OLD holds no '='):
+ *                       the linker's target LTO plugin becomes the native one
  *   emulate-if=PREFIX   an argument starting with PREFIX (a target plugin, say) cannot
  *                       work natively: exec the emulated leaf for this call
  *
@@ -123,8 +125,21 @@ int main(int argc, char **argv) {
         die(1, "out of memory%s%s", "", "");
     int k = 0;
     out[k++] = (char *)native_path;
-    for (int i = 1; i < argc; i++)
-        out[k++] = argv[i];
+    for (int i = 1; i < argc; i++) {
+        out[k] = argv[i];
+        for (int j = 0; j < count; j++) {
+            if (strncmp(lines[j], "replace=", 8) != 0)
+                continue;
+            const char *old = lines[j] + 8;
+            const char *eq = strchr(old, '=');
+            if (eq != NULL && (size_t)(eq - old) == strlen(argv[i]) &&
+                strncmp(old, argv[i], (size_t)(eq - old)) == 0) {
+                out[k] = (char *)(eq + 1);
+                break;
+            }
+        }
+        k++;
+    }
     for (int i = 0; i < count; i++) {
         char *line = lines[i];
         if (strcmp(line, "nostdinc") == 0) {
