@@ -190,3 +190,12 @@ def test_the_array_section_type_the_assembler_implies_may_be_spelled_out(
 )
 def test_other_section_spellings_still_differ(emulated: str, native: str) -> None:
     assert probe.compare_assembly(f"a\n{emulated}\n", f"a\n{native}\n") == (2, emulated, native)
+
+
+def test_linked_programs_are_compared_byte_for_byte(tmp_path: Path) -> None:
+    a = dict(GOOD, **{"lzss.O2lto-nopic.nc.bin": b"\x7fELF program"})
+    b = dict(GOOD, **{"lzss.O2lto-nopic.nc.bin": b"\x7fELF progran"})
+    result = sides(tmp_path, a, b)
+    assert result.difference is not None
+    assert result.difference.file == "lzss.O2lto-nopic.nc.bin"
+    assert "byte offset 11" in result.difference.emulated

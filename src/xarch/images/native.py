@@ -44,7 +44,6 @@ from xarch.model.config import Accelerate, DebPin, Target
 NATIVE_PREFIX = "/opt/xarch/native"
 #: Where the prepared files sit in the build context (copied to NATIVE_PREFIX).
 CONTEXT_DIR = "xarch-native"
-LEAVES = ("cc1", "cc1plus", "as")
 LABEL_PREFIX = "org.xarch.native"
 #: x86_64 library directories of a Debian tree, in the loader's search order.
 _LIB_DIRS = ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/lib64")
@@ -237,7 +236,18 @@ def leaf_sources(arch: Arch, gcc_major: str) -> dict[str, str]:
         "cc1": f"usr/lib/gcc-cross/{t}/{gcc_major}/cc1",
         "cc1plus": f"usr/lib/gcc-cross/{t}/{gcc_major}/cc1plus",
         "as": f"usr/bin/{t}-as",
+        "ld": f"usr/bin/{t}-ld.bfd",
     }
+
+
+def leaf_extras(arch: Arch, gcc_major: str, leaf: str) -> dict[str, str]:
+    """Files a leaf loads besides libraries (source in the packages -> path under
+    the prefix): the native linker loads the cross package's x86_64 LTO plugin."""
+    t = arch.gnu_triplet
+    if leaf == "ld":
+        plugin = f"lib/gcc-cross/{t}/{gcc_major}/liblto_plugin.so"
+        return {f"usr/{plugin}": plugin}
+    return {}
 
 
 def leaf_targets(arch: Arch, gcc_major: str) -> dict[str, str]:
@@ -247,6 +257,7 @@ def leaf_targets(arch: Arch, gcc_major: str) -> dict[str, str]:
         "cc1": f"lib/gcc-cross/{t}/{gcc_major}/cc1",
         "cc1plus": f"lib/gcc-cross/{t}/{gcc_major}/cc1plus",
         "as": f"bin/{t}-as",
+        "ld": f"bin/{t}-ld.bfd",
     }
 
 
@@ -273,6 +284,13 @@ def relocate(
                 f"  hint: add the package that ships {leaf} to accelerate.packages"
             )
         queue.append((src, targets[leaf], True))
+        for extra_src, extra_rel in leaf_extras(arch, major, leaf).items():
+            if not (tree / extra_src).exists():
+                raise BadInput(
+                    f"native toolchain {acc.toolchain}: no {extra_src} in its packages\n"
+                    f"  hint: add the package that ships it to accelerate.packages"
+                )
+            queue.append((tree / extra_src, extra_rel, False))
     (out / "lib").mkdir(parents=True, exist_ok=True)
     seen: set[str] = set()
     while queue:

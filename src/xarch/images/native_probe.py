@@ -11,14 +11,17 @@ requires:
 - objects identical once ``.comment`` is removed (``*.nc.o``, made by the image's
   ``objcopy --remove-section .comment``); the raw ``*.o`` are not compared, their
   ``.comment`` may name another package revision;
-- the linked programs' output (``*.out``), the compilers' exit codes (``*.rc``) and the
-  include search lists (``search-*.txt``) identical;
+- the linked programs (``*.nc.bin``: linked without a build-id, ``.comment`` removed;
+  a hooked ``ld`` must write the same bytes) and their output (``*.out``), the
+  compilers' exit codes (``*.rc``) and the include search lists (``search-*.txt``)
+  identical;
 - the same set of files on both sides.
 
 The first difference names the file and, for text, the line. The corpus: the bench's
 generated C file (with a ``main``), C++ with templates, exceptions, RTTI and
 ``<iostream>``, a C extension module against the image's ``Python.h`` and a compact
-LZSS compressor, each at ``-O0``, ``-O2`` and ``-O3 -g``, with and without ``-fPIC``.
+LZSS compressor, each at ``-O0``, ``-O2`` and ``-O3 -g``, with and without ``-fPIC``,
+and the linked programs also at ``-O2 -flto``.
 """
 
 from __future__ import annotations
@@ -153,14 +156,14 @@ def compared_files(side: Path) -> set[str]:
         if not p.is_file():
             continue
         name = p.name
-        if name.endswith(".nc.o") or name.endswith((".s", ".out", ".rc", ".txt")):
+        if name.endswith((".nc.o", ".nc.bin", ".s", ".out", ".rc", ".txt")):
             out.add(str(p.relative_to(side)))
     return out
 
 
 def compare_file(name: str, emulated: bytes, native: bytes) -> Difference | None:
     """Compare one output file by its kind (suffix)."""
-    if name.endswith(".nc.o"):
+    if name.endswith((".nc.o", ".nc.bin")):
         off = first_byte_difference(emulated, native)
         if off is None:
             return None

@@ -254,7 +254,9 @@ class BootstrapBase:
 Base = PinnedBase | BootstrapBase
 
 #: The leaves of the image's toolchain a native toolchain can replace (issue 10).
-NATIVE_LEAVES = ("cc1", "cc1plus", "as")
+NATIVE_LEAVES = ("cc1", "cc1plus", "as", "ld")
+#: What ``accelerate.leaves`` defaults to (ld: opt-in, see docs/native-compilers.md).
+DEFAULT_NATIVE_LEAVES = ("cc1", "cc1plus", "as")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -833,7 +835,7 @@ def _parse_accelerate(r: _Reader, path_dir: Path) -> Accelerate:
                 f"the upstream version the base's {key} reports, such as 10.2.1",
             )
         versions[key] = v
-    leaves = r.str_list("leaves") or NATIVE_LEAVES
+    leaves = r.str_list("leaves") or DEFAULT_NATIVE_LEAVES
     for i, leaf in enumerate(leaves):
         if leaf not in NATIVE_LEAVES:
             close = difflib.get_close_matches(leaf, NATIVE_LEAVES, n=1)

@@ -8,7 +8,9 @@
 #
 # Per source and flag set: NAME.TAG.s (-S), NAME.TAG.o (-c), NAME.TAG.nc.o (the object
 # with .comment removed), NAME.TAG.rc (the compiler's exit codes) and, for programs,
-# NAME.TAG.out (what the linked program printed). Plus search-c.txt and search-c++.txt,
+# NAME.TAG.nc.bin (the linked program, no build-id, .comment removed) and NAME.TAG.out
+# (what it printed). TAG: O0, O2,
+# O3g (-O3 -g), each -nopic/-pic, and O2lto (-O2 -flto) for the linked programs. Plus search-c.txt and search-c++.txt,
 # the include search lists the drivers report.
 set -u
 DIR=$1
@@ -23,11 +25,12 @@ search_list() {
 build() { # MODE DRIVER NAME SRC LINK(yes/no) EXTRA_CFLAGS
     mode=$1 drv=$2 name=$3 src=$4 link=$5 extra=$6
     out=$DIR/out/$mode
-    for opt in O0 O2 O3g; do
+    for opt in O0 O2 O3g $LTO; do
         case $opt in
         O0) flags="-O0" ;;
         O2) flags="-O2" ;;
         O3g) flags="-O3 -g" ;;
+        O2lto) flags="-O2 -flto" ;;
         esac
         for pic in nopic pic; do
             f=$flags
@@ -44,11 +47,15 @@ build() { # MODE DRIVER NAME SRC LINK(yes/no) EXTRA_CFLAGS
                 "$OBJCOPY" --remove-section .comment "$out/$name.$tag.o" "$out/$name.$tag.nc.o"
             fi
             if [ "$link" = yes ] && [ -f "$out/$name.$tag.o" ]; then
-                # The link runs the image's own (emulated) linker either way: only ld reads .o.
-                $drv $f "$out/$name.$tag.o" -o "$out/$name.$tag.bin" 2>>"$out/$name.$tag.err" \
-                    && "$out/$name.$tag.bin" >"$out/$name.$tag.out" 2>&1
+                # The linked program is compared too (a hooked ld must write the same
+                # bytes): without a build-id (a hash that covers .comment) and, like the
+                # objects, with .comment removed.
+                $drv $f -Wl,--build-id=none "$out/$name.$tag.o" -o "$out/$name.$tag.bin" \
+                    2>>"$out/$name.$tag.err" && "$out/$name.$tag.bin" >"$out/$name.$tag.out" 2>&1
                 echo "L $?" >>"$out/$name.$tag.rc"
-                rm -f "$out/$name.$tag.bin"
+                if [ -n "$OBJCOPY" ] && [ -f "$out/$name.$tag.bin" ]; then
+                    "$OBJCOPY" --remove-section .comment "$out/$name.$tag.bin" "$out/$name.$tag.nc.bin"
+                fi
             fi
         done
     done
@@ -64,9 +71,11 @@ for mode in emulated native; do
     cd "$DIR" || exit 1
     search_list gcc -x c >"$DIR/out/$mode/search-c.txt"
     search_list g++ -x c++ >"$DIR/out/$mode/search-c++.txt"
+    LTO=O2lto
     build $mode gcc generated generated_main.c yes ""
     build $mode g++ cxx_features cxx_features.cpp yes ""
     build $mode gcc lzss lzss.c yes ""
+    LTO=
     build $mode gcc pyext_module pyext_module.c no "-I$PYINC -fwrapv"
 done
 echo "xarch probe: outputs in $DIR/out"

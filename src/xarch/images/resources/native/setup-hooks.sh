@@ -4,7 +4,7 @@
 #
 #   setup-hooks.sh TRIPLET GCC_VERSION BINUTILS_VERSION LEAF...
 #
-# LEAF is cc1, cc1plus or as. The image's gcc/g++/cc/c++ drivers, specs, -dumpmachine
+# LEAF is cc1, cc1plus, as or ld. The image's gcc/g++/cc/c++ drivers, specs, -dumpmachine
 # and include order stay untouched: each hooked leaf is replaced by the static hook,
 # the original kept as LEAF.xarch-emulated, and the hook's configuration repeats the
 # image's own include search list (read from the emulated drivers here) so the native
@@ -53,10 +53,21 @@ write_conf() { # CONF NATIVE EMULATED KIND
         echo "emulated=$3"
         echo "emulate-if=-fplugin"
         echo "emulate-if=-isysroot"
+        case $4 in c | c++)
+            # The image's gcc writes LTO bytecode compressed with zstd, Debian's cross
+            # cc1 (built without zstd) with zlib: the image's lto1 refuses the latter
+            # ("original not compressed with zstd"). LTO compiles stay emulated.
+            echo "emulate-if=-flto"
+            ;;
+        esac
         case $4 in
         c)
             echo nostdinc
             printf '%s\n' "$C_DIRS" | sed 's/^/sys=/'
+            ;;
+        ld)
+            # the image's target LTO plugin cannot load into a native ld: the cross one can
+            echo "replace=/usr/lib/gcc/$TRIPLET/$MAJOR/liblto_plugin.so=$P/lib/gcc-cross/$TRIPLET/$MAJOR/liblto_plugin.so"
             ;;
         c++)
             echo nostdinc
@@ -89,6 +100,7 @@ for leaf in "$@"; do
     cc1) hook "/usr/lib/gcc/$TRIPLET/$MAJOR/cc1" "$P/lib/gcc-cross/$TRIPLET/$MAJOR/cc1" c ;;
     cc1plus) hook "/usr/lib/gcc/$TRIPLET/$MAJOR/cc1plus" "$P/lib/gcc-cross/$TRIPLET/$MAJOR/cc1plus" c++ ;;
     as) hook "$(command -v "$AS_PATH")" "$P/bin/$TRIPLET-as" none ;;
-    *) fail "unknown leaf $leaf (cc1, cc1plus, as)" ;;
+    ld) hook "$(command -v "$(gcc -print-prog-name=ld)")" "$P/bin/$TRIPLET-ld.bfd" ld ;;
+    *) fail "unknown leaf $leaf (cc1, cc1plus, as, ld)" ;;
     esac
 done
