@@ -378,6 +378,8 @@ def _publish_debs(downloaded: Path, archive: Path) -> int:
     """Move the .debs one bootstrap fetched into the shared apt archive, one atomic
     rename each (an interrupted copy is never visible under the final name)."""
     n = 0
+    if not downloaded.is_dir():
+        return n
     for f in downloaded.glob("*.deb"):
         dest = archive / f.name
         if not dest.exists():
@@ -410,6 +412,8 @@ def bootstrap_rootfs(spec: StandinSpec, emulator: Path, log: Log = print) -> Pat
     try:
         return _bootstrap(spec, emulator, wheels, apt_archive, work, out, log)
     finally:
+        # Even a failed bootstrap keeps the .debs apt fetched (and checked) for the next.
+        _publish_debs(work / "debs", apt_archive)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -470,10 +474,9 @@ def _bootstrap(
             )
             time.sleep(20)
     os.replace(tmp, out)
-    n = _publish_debs(fetched, apt_archive)
     log(
         f"  rootfs ready in {time.monotonic() - start:.0f} s: {out} ({_mib(out.stat().st_size)}); "
-        f"{n} new .deb(s) kept in {apt_archive}"
+        f"downloaded .debs are kept in {apt_archive}"
     )
     return out
 
