@@ -108,10 +108,13 @@ def assert_stopped_cleanly(r: Interrupted, signum: int, code: int) -> None:
     assert r.last_line.startswith(f"error: interrupted by {signal.Signals(signum).name};")
 
 
-def assert_lock_free(state: Path) -> None:
+def assert_lock_released(state: Path) -> None:
+    """The host lock was released by the run's own cleanup: free, and its holder record
+    cleared (the kernel frees a dead process's flock anyway; only a release that ran
+    empties the record, so a run killed without cleanup leaves its pid there)."""
     lock = state / LOCK_NAME
-    if not lock.exists():
-        return
+    assert lock.exists(), "the task took no host lock"
+    assert lock.read_text() == "", f"holder record left behind: {lock.read_text()!r}"
     with lock.open("a") as f:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError if still held
         fcntl.flock(f, fcntl.LOCK_UN)
@@ -152,7 +155,7 @@ def test_push_index_interrupted_during_the_index_write(
         after=1.0,
     )
     assert_stopped_cleanly(r, signum, code)
-    assert_lock_free(Path(published.env["XARCH_STATE_DIR"]))
+    assert_lock_released(Path(published.env["XARCH_STATE_DIR"]))
     # The report: untouched (no record claims an index this run did not confirm).
     assert rf.recorded_indexes(published) == {}
     if published.report.exists():
@@ -281,7 +284,7 @@ def test_emulator_download_interrupted_leaves_no_cache_entry(
     assert not [e for e in entries if "xarch-qemu-" in e], entries  # no temporary left
     assert not (tmp_path / "emulators").exists() or not any((tmp_path / "emulators").iterdir())
     assert binfmt_snapshot() == before
-    assert_lock_free(tmp_path / "state")
+    assert_lock_released(tmp_path / "state")
 
 
 @pytest.mark.binfmt
@@ -357,7 +360,7 @@ def test_bootstrap_interrupted_leaves_no_partial_rootfs(
     ps = subprocess.run(["pgrep", "-f", f"mmdebstrap.*{tmp_path}"], capture_output=True, text=True)
     assert ps.stdout.strip() == "", f"mmdebstrap still running: {ps.stdout}"
     assert binfmt_snapshot() == before
-    assert_lock_free(tmp_path / "state")
+    assert_lock_released(tmp_path / "state")
 
 
 @pytest.mark.docker
@@ -391,4 +394,22 @@ def test_test_images_interrupted_restores_the_temporary_handlers(
     assert binfmt_snapshot() == before
     left = {c.id for c in client.containers.list(all=True)} - containers_before
     assert not left, f"containers left behind: {left}"
-    assert_lock_free(tmp_path / "state")
+    assert_lock_released(tmp_path / "state")
+
+
+@pytest.mark.registry
+def test_sigkill_leaves_the_holder_record(faulty: rf.Faulty, tmp_path: Path) -> None:
+    """What assert_lock_released tells apart: a run that could not clean up (SIGKILL)
+    leaves its record in the lock file."""
+    published = rf.publish_images(faulty, tmp_path, rf.NO_CREDS)
+    faulty.proxy.add(Rule("PUT", r"/manifests/", "delay", seconds=8, times=1))
+    args = ["push-index", "--config", str(published.config.path)]
+    r = interrupt_at(
+        [*args, "--digests-dir", str(published.digests)],
+        published.env,
+        "+ PUT index",
+        signal.SIGKILL,
+    )
+    assert r.returncode == -signal.SIGKILL
+    with pytest.raises(AssertionError, match="holder record left behind"):
+        assert_lock_released(Path(published.env["XARCH_STATE_DIR"]))
