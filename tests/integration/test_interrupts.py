@@ -15,6 +15,7 @@ are marked so.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import http.server
@@ -38,7 +39,7 @@ from tests.integration.faultproxy import Rule
 from xarch.host import binfmt, qemu
 from xarch.host.lock import LOCK_NAME
 from xarch.model.arch import ARCHES
-from xarch.model.config import load_config
+from xarch.model.config import Config, load_config
 
 SIGNALS = [
     pytest.param(signal.SIGINT, 130, id="SIGINT"),
@@ -413,3 +414,80 @@ def test_sigkill_leaves_the_holder_record(faulty: rf.Faulty, tmp_path: Path) -> 
     assert r.returncode == -signal.SIGKILL
     with pytest.raises(AssertionError, match="holder record left behind"):
         assert_lock_released(Path(published.env["XARCH_STATE_DIR"]))
+
+
+@pytest.mark.docker
+@pytest.mark.registry
+@pytest.mark.parametrize(("signum", "code"), SIGNALS)
+def test_push_images_interrupted_during_a_layer_upload(
+    faulty: rf.Faulty, tmp_path: Path, signum: int, code: int
+) -> None:
+    """push-images interrupted while docker uploads a layer (the registry holds the
+    upload): no index, no push record claiming it, the lock released; the rerun pushes
+    every image and writes the index."""
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env(timeout=300)
+        client.ping()
+    except docker.errors.DockerException as e:
+        pytest.skip(f"no Docker engine: {e}")
+    published = rf.publish_images(faulty, tmp_path, rf.NO_CREDS)
+    refs = []
+    for n, item in enumerate(published.items):
+        payload = os.urandom(2 << 20) + str(n).encode()
+        client.images.load(rf._docker_archive(item.ref, item.arch.oci_platform(), payload))
+        refs.append(item.ref)
+    try:
+        faulty.proxy.add(Rule("PATCH|PUT", r"/blobs/uploads/", "delay", seconds=10, times=1))
+        targets = [a for t in published.config.targets for a in ("--target", t.name)]
+        args = ["push-images", "--config", str(published.config.path), *targets]
+        r = interrupt_at(args, published.env, "+ docker push", signum, after=2.0)
+        assert_stopped_cleanly(r, signum, code)
+        assert_lock_released(Path(published.env["XARCH_STATE_DIR"]))
+        assert rf.recorded_indexes(published) == {}
+        time.sleep(10)
+        rf.assert_no_dangling_index(faulty, published)
+        faulty.proxy.clear()
+        done = rf.run_cli(published, "push-images", *targets)
+        assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
+        digest = rf.index_in_registry(faulty, published)
+        assert digest is not None
+        assert rf.recorded_indexes(published) == {published.items[0].index_ref: digest}
+        rf.assert_no_dangling_index(faulty, published)
+    finally:
+        for ref in refs:
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(ref, force=True)
+        client.close()
+
+
+@pytest.mark.docker
+@pytest.mark.registry
+@pytest.mark.parametrize(("signum", "code"), SIGNALS)
+def test_build_interrupted_then_rerun_converges(
+    pinned_config: Config, tmp_path: Path, signum: int, code: int
+) -> None:
+    """build-images --no-cache interrupted during the docker build: exit 130/143, the
+    report readable and not claiming this build, the lock released; the rerun builds."""
+    env = {**cli_env(tmp_path)}
+    env.pop("XARCH_CACHE_DIR")  # the stand-in bases' cache of the session is reused
+    target = pinned_config.targets[0].name
+    args = ["build-images", "--config", str(pinned_config.path), "--target", target]
+    r = interrupt_at([*args, "--no-cache"], env, "+ docker build", signum, after=2.0)
+    assert_stopped_cleanly(r, signum, code)
+    assert_lock_released(tmp_path / "state")
+    build = tmp_path / "build"
+    if build.exists():
+        assert not list(build.glob(".*.tmp"))
+        for report in build.glob("*.json"):
+            json.loads(report.read_text())
+    done = subprocess.run(
+        [sys.executable, "-m", "xarch", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
+    assert json.loads((build / "xarch-report.json").read_text())
