@@ -34,7 +34,7 @@ import pytest
 import yaml
 
 from tests.integration import test_registry_faults as rf
-from tests.integration.conftest import OFFLINE
+from tests.integration.conftest import OFFLINE, REPO_ROOT
 from tests.integration.faultproxy import Rule
 from xarch.host import binfmt, qemu
 from xarch.host.lock import LOCK_NAME
@@ -64,13 +64,24 @@ class Interrupted:
         return lines[-1] if lines else ""
 
 
+XARCH = [sys.executable, "-m", "xarch"]
+#: The other entry point: Invoke's own program with the checkout's tasks.py.
+INVOKE = [sys.executable, "-m", "invoke", "--search-root", str(REPO_ROOT)]
+
+
 def interrupt_at(
-    args: list[str], env: dict[str, str], marker: str, signum: int, *, after: float = 0.3
+    args: list[str],
+    env: dict[str, str],
+    marker: str,
+    signum: int,
+    *,
+    after: float = 0.3,
+    entry: list[str] = XARCH,
 ) -> Interrupted:
     """Run ``python -m xarch ARGS``; when a line containing ``marker`` appears, wait
     ``after`` s and send ``signum`` to the xarch process alone (as `kill` would)."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "xarch", *args],
+        [*entry, *args],
         env={**env, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -261,9 +272,14 @@ def cache_entries(cache: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
 
 
+@pytest.mark.parametrize("entry", [XARCH, INVOKE], ids=["python -m xarch", "invoke"])
 @pytest.mark.parametrize(("signum", "code"), SIGNALS)
 def test_emulator_download_interrupted_leaves_no_cache_entry(
-    tmp_path: Path, slow_emulator_server: tuple[str, str, type[SlowFile]], signum: int, code: int
+    tmp_path: Path,
+    slow_emulator_server: tuple[str, str, type[SlowFile]],
+    signum: int,
+    code: int,
+    entry: list[str],
 ) -> None:
     """binfmt-install interrupted while it downloads the emulator: exit 130/143, the
     cache holds no entry (complete or absent) and no temporary directory, nothing was
@@ -278,6 +294,7 @@ def test_emulator_download_interrupted_leaves_no_cache_entry(
         "+ GET ",
         signum,
         after=1.0,
+        entry=entry,
     )
     assert_stopped_cleanly(r, signum, code)
     entries = cache_entries(tmp_path / "cache")
