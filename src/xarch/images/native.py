@@ -48,6 +48,7 @@ LABEL_PREFIX = "org.xarch.native"
 #: x86_64 library directories of a Debian tree, in the loader's search order.
 _LIB_DIRS = ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/lib64")
 _LOADER = "ld-linux-x86-64.so.2"
+_PATCHELF_NEEDS = {"libstdc++.so.6": "libstdc++6", "libgcc_s.so.1": "libgcc-s1"}
 
 Log = Callable[[str], None]
 
@@ -131,7 +132,7 @@ def _apt_download(acc: Accelerate, cache: Path, pins: Sequence[DebPin], log: Log
             "apt-get is not installed: cannot download the native toolchain\n"
             "  hint: set accelerate.directory to a folder holding the pinned .deb files"
         )
-    root = cache / "apt"
+    root = cache.resolve() / "apt"
     for d in ("etc/sources.list.d", "etc/apt.conf.d", "etc/preferences.d", "state/lists/partial",
               "cache/archives/partial"):  # fmt: skip
         (root / d).mkdir(parents=True, exist_ok=True)
@@ -149,15 +150,32 @@ def _apt_download(acc: Accelerate, cache: Path, pins: Sequence[DebPin], log: Log
         "-oAPT::Architectures::=amd64",
         "-oAPT::Sandbox::User=root",
     ]
-    for argv in (
-        ["apt-get", *opts, "update"],
-        ["apt-get", *opts, "download", *(f"{p.package}={p.version}" for p in pins)],
+    wanted = [f"{p.package}={p.version}" for p in pins]
+    for step, argv in (
+        ("update", ["apt-get", *opts, "update"]),
+        ("download", ["apt-get", *opts, "download", *wanted]),
     ):
-        log("+ " + " ".join(argv))
+        shown = " ".join(argv[len(opts) + 2 :])
+        log(f"+ apt-get (private configuration under {root}) {step} {shown}")
         done = subprocess.run(argv, cwd=cache, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            tail = "\n".join(done.stderr.strip().splitlines()[-5:])
-            raise FetchError(f"{' '.join(argv[:1] + argv[-2:])} failed:\n{tail}")
+        if done.returncode == 0:
+            continue
+        errors = [line for line in done.stderr.splitlines() if line.startswith("E:")]
+        # "Version '0.22-1' for 'libisl23' was not found", "Unable to locate package x":
+        # the pin names something the suite does not hold, which is bad input.
+        if (
+            step == "download"
+            and errors
+            and all("was not found" in e or "Unable to locate package" in e for e in errors)
+        ):
+            raise BadInput(
+                f"native toolchain {acc.toolchain}: {acc.mirror} {acc.suite} does not hold "
+                + "; ".join(e[3:].strip() for e in errors)
+                + "\n  hint: pin the version the suite holds (apt-cache policy), or keep the "
+                "pinned .debs in a folder and set accelerate.directory"
+            )
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise FetchError(f"apt-get {step} of the native toolchain failed:\n{tail}")
 
 
 # ------------------------------------------------------------------------ unpacking
@@ -216,6 +234,13 @@ class _Patchelf:
                 "(usr/bin/patchelf, ld-linux-x86-64.so.2)\n"
                 "  hint: add the patchelf and libc6 packages to accelerate.packages"
             )
+        # patchelf is C++: without these in the tree the loader would take the host's.
+        for soname, package in _PATCHELF_NEEDS.items():
+            if _find_lib(tree, soname) is None:
+                raise BadInput(
+                    f"the native toolchain's packages lack {soname}, which patchelf needs\n"
+                    f"  hint: add the {package} package to accelerate.packages"
+                )
         libs = ":".join(str(tree / d) for d in _LIB_DIRS)
         self.argv = [str(loader.resolve()), "--library-path", libs, str(binary)]
 
