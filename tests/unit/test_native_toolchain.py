@@ -267,3 +267,16 @@ def test_probed_dockerfile_only_adds_labels() -> None:
 )  # fmt: skip
 def test_status_from_labels(labels: dict[str, str], expected: str) -> None:
     assert native.status_from_labels(labels) == expected
+
+
+def test_patchelf_without_its_cxx_runtime_is_refused_not_run_on_the_hosts(tmp_path: Path) -> None:
+    """Else the pinned loader would fall back to the host's libstdc++ (seen: GLIBC_2.34
+    not found) and the build would depend on the host."""
+    (tmp_path / "lib/x86_64-linux-gnu").mkdir(parents=True)
+    (tmp_path / "lib/x86_64-linux-gnu/ld-linux-x86-64.so.2").write_bytes(b"")
+    (tmp_path / "usr/bin").mkdir(parents=True)
+    (tmp_path / "usr/bin/patchelf").write_bytes(b"")
+    with pytest.raises(
+        BadInput, match=r"lack libstdc\+\+\.so\.6.*\n  hint: add the libstdc\+\+6 package"
+    ):
+        native._Patchelf(tmp_path)
