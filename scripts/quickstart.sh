@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fresh Debian machine (root) to a working result in one command: set the host up,
 # start the embedded registry, then build, push and verify the offline profile's
-# helper images (stand-in bases bootstrapped from Debian's archive).
+# helper images (stand-in bases bootstrapped from Debian's archive), and build, repair
+# and test a sample C extension's wheel in them with cibuildwheel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-host.sh
@@ -13,4 +14,16 @@ run invoke build-images --config "$config"
 run invoke push-images --config "$config"
 # F and no-F: proves the images run with either kind of host handler; restores the host's.
 run invoke test-images --config "$config" --binfmt-mode both
+# What the images are for: cibuildwheel, unchanged, builds the sample C extension in the
+# pushed helper image, repairs it with auditwheel under the image's policy, installs it
+# and runs its tests there. cibuildwheel 4.3.5 needs CPython 3.9 as its utility
+# interpreter: of the offline stand-ins only aarch64 (Debian bullseye) has it; the
+# ppc64le one is bookworm, since the archive dropped bullseye/ppc64el (docs/standins.md).
+# pip in the image reaches PyPI through this host's trust store (a TLS-intercepting
+# proxy's CA lives there): XARCH_CA_BUNDLE names another bundle, XARCH_CA_BUNDLE= none.
+ca=()
+bundle=${XARCH_CA_BUNDLE-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
+if [ -n "$bundle" ] && [ -f "$bundle" ]; then ca=(--ca-bundle "$bundle"); fi
+run invoke wheels --config "$config" --target standin-manylinux2014_aarch64 \
+  --project tests/e2e/projects/cext --output build/quickstart-wheels "${ca[@]}"
 run invoke report

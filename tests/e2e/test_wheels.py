@@ -41,8 +41,11 @@ def extension_arch(wheel: Path) -> str:
     return found[0]
 
 
-@pytest.mark.parametrize("arch", ARCHES)
-@pytest.mark.parametrize("project", ["cext", "cppext", "hooks"])
+# The C extension runs in test_binfmt_wheels.py (once per kind of host handler); the C++
+# and hooks projects once, in the stand-in that has cibuildwheel's utility interpreter
+# (CPython 3.9): the ppc64le one is bookworm (docs/standins.md), where
+# test_binfmt_wheels.py checks that cibuildwheel refuses it.
+@pytest.mark.parametrize(("project", "arch"), [("cppext", "aarch64"), ("hooks", "aarch64")])
 def test_wheel_built_repaired_and_tested_in_the_image(
     project: str,
     arch: str,
