@@ -30,7 +30,8 @@ build() { # MODE DRIVER NAME SRC LINK(yes/no) EXTRA_CFLAGS
         O0) flags="-O0" ;;
         O2) flags="-O2" ;;
         O3g) flags="-O3 -g" ;;
-        O2lto) flags="-O2 -flto" ;;
+        # gcc names LTO sections with a random suffix unless seeded (in any mode)
+        O2lto) flags="-O2 -flto -frandom-seed=xarch-probe" ;;
         esac
         for pic in nopic pic; do
             f=$flags
