@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from pathlib import Path
 
 import pytest
 
-from xarch.errors import BadInput
+from xarch.errors import BadInput, BuildError, RegistryError
 from xarch.images import standin
 from xarch.images.standin import StandinSpec, host_debian_mirror
 from xarch.model.arch import get_arch
-from xarch.model.config import BootstrapBase
+from xarch.model.config import BootstrapBase, RegistrySettings
+from xarch.oci.registry import RegistryClient
 
 DEB822 = """\
 Types: deb
@@ -120,3 +123,99 @@ def test_every_wheel_is_pinned_by_version_and_sha256(req: str) -> None:
     for line in lines:
         assert re.match(r"^[A-Za-z0-9_.-]+==[0-9][^ ]* ", line), line
         assert re.search(r"--hash=sha256:[0-9a-f]{64}", line), line
+
+
+REGISTRY = RegistrySettings(address="127.0.0.1:1", namespace="t", insecure=None)
+
+
+def _record(tmp_path: Path, spec: StandinSpec) -> None:
+    rec = standin._record_path(REGISTRY, spec)
+    rec.parent.mkdir(parents=True, exist_ok=True)
+    rec.write_text('{"image": "i", "tag": "t", "digest": "sha256:' + "0" * 64 + '"}')
+
+
+def test_a_refusing_registry_is_an_error_not_a_bootstrap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only "not found" means bootstrap again (issue 11): an authentication error stops."""
+    monkeypatch.setenv("XARCH_CACHE_DIR", str(tmp_path))
+    spec = _spec("bullseye")
+    _record(tmp_path, spec)
+
+    def refuse(self: object, repo: str, ref: str) -> None:
+        raise RegistryError("127.0.0.1:1 answered 401 Unauthorized")
+
+    monkeypatch.setattr(RegistryClient, "head_manifest", refuse)
+    with pytest.raises(RegistryError, match="401"):
+        standin.cached_base(REGISTRY, spec)
+
+
+def test_a_missing_manifest_means_bootstrap_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XARCH_CACHE_DIR", str(tmp_path))
+    spec = _spec("bullseye")
+    _record(tmp_path, spec)
+    monkeypatch.setattr(RegistryClient, "head_manifest", lambda self, repo, ref: None)
+    assert standin.cached_base(REGISTRY, spec) is None
+
+
+def test_a_corrupt_record_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XARCH_CACHE_DIR", str(tmp_path))
+    spec = _spec("bullseye")
+    rec = standin._record_path(REGISTRY, spec)
+    rec.parent.mkdir(parents=True)
+    rec.write_text("{not json")
+    with pytest.raises(BuildError, match=re.escape(str(rec))):
+        standin.cached_base(REGISTRY, spec)
+
+
+def test_bootstraps_run_in_parallel_with_prefixed_logs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both bootstraps must be running at once: each waits for the other at a barrier,
+    which a one-after-the-other run would never pass."""
+    monkeypatch.setenv("XARCH_CACHE_DIR", str(tmp_path))
+    barrier = threading.Barrier(2, timeout=10)
+    done: list[str] = []
+
+    def fake_bootstrap(spec: StandinSpec, emulator: Path, log: standin.Log) -> Path:
+        log("  started")
+        barrier.wait()
+        done.append(spec.arch.name)
+        return spec.rootfs_path
+
+    monkeypatch.setattr(standin, "bootstrap_rootfs", fake_bootstrap)
+    monkeypatch.setattr(standin, "cached_base", lambda registry, spec: None)
+    lines: list[str] = []
+    specs = [_spec("bullseye", "aarch64"), _spec("bookworm", "ppc64le")]
+    emulators = {"aarch64": Path("/e/a"), "ppc64le": Path("/e/p")}
+    standin.prepare_standins(REGISTRY, specs, emulators, lines.append)
+    assert sorted(done) == ["aarch64", "ppc64le"]
+    assert "[aarch64] started" in lines and "[ppc64le] started" in lines
+
+
+def test_a_cached_rootfs_is_not_bootstrapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XARCH_CACHE_DIR", str(tmp_path))
+    spec = _spec("bullseye")
+    spec.rootfs_path.parent.mkdir(parents=True)
+    spec.rootfs_path.write_bytes(b"tar")
+
+    def fail(*args: object) -> Path:
+        raise AssertionError("bootstrapped a cached rootfs")
+
+    monkeypatch.setattr(standin, "bootstrap_rootfs", fail)
+    standin.prepare_standins(REGISTRY, [spec], {"aarch64": Path("/e")}, print)
+
+
+def test_stale_work_directories_of_dead_runs_are_removed(tmp_path: Path) -> None:
+    dead = tmp_path / ".work-999999999-arm64-x"
+    alive = tmp_path / f".work-{os.getpid()}-arm64-y"
+    for d in (dead, alive):
+        d.mkdir()
+        (d / "rootfs.tar").write_bytes(b"partial")
+    standin._remove_stale_temporaries(tmp_path)
+    assert not dead.exists()
+    assert alive.exists()
