@@ -66,8 +66,10 @@ for mode in emulated native; do
     XARCH_NATIVE_TOOLS=0
     [ $mode = native ] && XARCH_NATIVE_TOOLS=1
     export XARCH_NATIVE_TOOLS
-    rm -rf "$DIR/out/$mode"
-    mkdir -p "$DIR/out/$mode"
+    # A failure here (say, the binfmt handler vanished: "Exec format error") must fail
+    # the probe, not leave a half-empty side for the comparison.
+    rm -rf "$DIR/out/$mode" || exit 1
+    mkdir -p "$DIR/out/$mode" || exit 1
     # The same working directory both ways: -g records it (DW_AT_comp_dir).
     cd "$DIR" || exit 1
     search_list gcc -x c >"$DIR/out/$mode/search-c.txt"
