@@ -18,9 +18,10 @@ import pytest
 import yaml
 
 from xarch.errors import XarchError
-from xarch.host import qemu
+from xarch.host import binfmt, qemu
 from xarch.images.build import build_images
 from xarch.images.standin import StandinSpec, ensure_standin_base
+from xarch.model.arch import Arch
 from xarch.model.config import BootstrapBase, Config, PinnedBase, RegistrySettings, load_config
 from xarch.oci import registry_server as rs
 from xarch.oci.engine import Engine
@@ -30,6 +31,26 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = REPO_ROOT / "config" / "offline.yaml"
 TAG = "t1"
 SESSION_START = time.time()
+
+
+@contextlib.contextmanager
+def handlers_removed(*arches: Arch) -> Iterator[None]:
+    """The host as a fresh one would be for these architectures: every entry that catches
+    them is unregistered (not just disabled: a disabled entry still holds its name, and
+    binfmt-install rightly refuses a different handler there), whatever registered it
+    (xarch's provision-runner, Debian's binfmt-support, a test); binfmt_misc is restored on
+    leaving, even when the block fails. An entry whose details the kernel hides cannot be
+    re-created, so it is only disabled."""
+    with binfmt.preserved(log=quiet) as state:
+        for e in state.entries:
+            if not any(e.matches(a) for a in arches):
+                continue
+            if e.details_known:
+                binfmt.unregister(e.name, log=quiet)
+            elif e.enabled:
+                binfmt.set_enabled(e.name, False, log=quiet)
+        yield
+
 
 # ---------------------------------------------------------------------------------------
 # Embedded registry fixtures (xarch.registry_server): a real docker-registry process on
@@ -149,7 +170,9 @@ def standin_bases(
     for t in offline.targets:
         assert isinstance(t.base, BootstrapBase)
         spec = StandinSpec(base=t.base, arch=t.arch)
-        out[t.arch.name] = ensure_standin_base(client, reg, spec, emulators[t.arch.name], quiet)
+        out[t.arch.name] = ensure_standin_base(
+            Engine(client), reg, spec, emulators[t.arch.name], quiet
+        )
     yield out
     remove_images_of(client, registry_server.address)
 

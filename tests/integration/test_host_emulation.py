@@ -23,7 +23,7 @@ from xarch.model.config import Config
 from xarch.model.naming import L_BASE_REF, helper_ref
 from xarch.runner import doctor
 
-from .conftest import REPO_ROOT, TAG, quiet
+from .conftest import REPO_ROOT, TAG, handlers_removed, quiet
 
 pytestmark = [pytest.mark.docker, pytest.mark.binfmt, pytest.mark.emulation]
 AARCH64 = get_arch("aarch64")
@@ -106,7 +106,7 @@ def doctor_verdicts(cfg: Config) -> tuple[str, str]:
 def test_no_handler_fails_with_exec_format_error_as_doctor_predicts(
     images: dict[str, str], pinned_config: Config
 ) -> None:
-    with binfmt.no_handler(AARCH64, log=quiet):
+    with handlers_removed(AARCH64):
         assert outcome(docker_run(images["helper"])) == doctor.EXEC_FORMAT
         assert doctor_verdicts(pinned_config) == (doctor.EXEC_FORMAT, doctor.EXEC_FORMAT)
 
@@ -114,7 +114,7 @@ def test_no_handler_fails_with_exec_format_error_as_doctor_predicts(
 def test_install_registers_flag_f_handler_and_image_runs(
     images: dict[str, str], pinned_config: Config, dirs: dict[str, Path]
 ) -> None:
-    with binfmt.no_handler(AARCH64, log=quiet):
+    with handlers_removed(AARCH64):
         [o] = hostemu.install(pinned_config.qemu, ["aarch64"], log=quiet, **dirs)
         assert o.action == "registered"
         entry = binfmt.read_entry("qemu-aarch64")
@@ -131,7 +131,7 @@ def test_install_registers_flag_f_handler_and_image_runs(
 def test_second_install_leaves_identical_registration_alone(
     pinned_config: Config, dirs: dict[str, Path]
 ) -> None:
-    with binfmt.no_handler(AARCH64, log=quiet):
+    with handlers_removed(AARCH64):
         hostemu.install(pinned_config.qemu, ["aarch64"], log=quiet, **dirs)
         lines: list[str] = []
         [o] = hostemu.install(pinned_config.qemu, ["aarch64"], log=lines.append, **dirs)
@@ -143,7 +143,7 @@ def test_second_install_leaves_identical_registration_alone(
 def test_uninstall_makes_it_fail_again(
     images: dict[str, str], pinned_config: Config, dirs: dict[str, Path]
 ) -> None:
-    with binfmt.no_handler(AARCH64, log=quiet):
+    with handlers_removed(AARCH64):
         hostemu.install(pinned_config.qemu, ["aarch64"], log=quiet, **dirs)
         [o] = hostemu.uninstall(["aarch64"], log=quiet, **dirs)
         assert o.action == "removed"
@@ -177,7 +177,7 @@ def test_conflicting_handler_refused_without_force_replaced_with_it(
 def test_persist_writes_binfmt_d_and_status_reports_it(
     pinned_config: Config, dirs: dict[str, Path]
 ) -> None:
-    with binfmt.no_handler(AARCH64, log=quiet):
+    with handlers_removed(AARCH64):
         [o] = hostemu.install(pinned_config.qemu, ["aarch64"], persist=True, log=quiet, **dirs)
         conf = dirs["persist_dir"] / "qemu-aarch64.conf"
         assert o.persisted == str(conf)
@@ -220,21 +220,24 @@ def test_wrong_emulator_checksum_exits_2_and_changes_nothing(
     text = (REPO_ROOT / "config" / "offline.yaml").read_text()
     good = pinned_config.qemu.sha256_for(AARCH64)
     cfg.write_text(text.replace(good, "0" * 64))
-    before = binfmt.snapshot()
-    r = cli(
-        "binfmt-install",
-        "--config",
-        str(cfg),
-        "--arch",
-        "aarch64",
-        env={
-            "XARCH_CACHE_DIR": str(tmp_path / "cache"),
-            "XARCH_EMULATOR_DIR": str(tmp_path / "emulators"),
-        },
-    )
-    assert r.returncode == 2, r.stderr
-    assert "sha256 mismatch" in r.stderr
-    assert binfmt.snapshot() == before
+    # As on a fresh host: on a provisioned one the existing handler's conflict is
+    # (rightly) reported before any emulator is fetched.
+    with handlers_removed(AARCH64):
+        before = binfmt.snapshot()
+        r = cli(
+            "binfmt-install",
+            "--config",
+            str(cfg),
+            "--arch",
+            "aarch64",
+            env={
+                "XARCH_CACHE_DIR": str(tmp_path / "cache"),
+                "XARCH_EMULATOR_DIR": str(tmp_path / "emulators"),
+            },
+        )
+        assert r.returncode == 2, r.stderr
+        assert "sha256 mismatch" in r.stderr
+        assert binfmt.snapshot() == before
 
 
 def test_not_root_exits_2() -> None:
@@ -262,7 +265,7 @@ def _run_as_nobody(home: str) -> subprocess.CompletedProcess[str]:
 
 def test_doctor_json_and_exit_code(pinned_config: Config, dirs: dict[str, Path]) -> None:
     cfg = str(pinned_config.path)
-    with binfmt.no_handler(AARCH64, log=quiet), binfmt.no_handler(get_arch("ppc64le"), log=quiet):
+    with handlers_removed(AARCH64, get_arch("ppc64le")):
         r = cli("doctor", "--config", cfg, "--json", "--no-probe")
         assert r.returncode == 1
         data = json.loads(r.stdout)

@@ -37,7 +37,7 @@ from xarch.publish.pull import PushedRef, pull_images, pushed_refs
 from xarch.publish.push import push_images
 from xarch.runner.provision import Tools, provision_runner
 
-from .conftest import REPO_ROOT, quiet
+from .conftest import REPO_ROOT, handlers_removed, quiet
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry]
 
@@ -130,9 +130,7 @@ def needs_root_and_binfmt() -> None:
 def without_handlers() -> Iterator[None]:
     """No enabled handler for the configured arches inside; binfmt_misc restored after."""
     before = binfmt.snapshot()
-    with binfmt.preserved(log=quiet), contextlib.ExitStack() as stack:
-        for a in ARCHES:
-            stack.enter_context(binfmt.no_handler(a, log=quiet))
+    with handlers_removed(*ARCHES):
         yield
     assert binfmt.snapshot() == before
 
