@@ -32,8 +32,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from xarch.errors import BadInput, XarchError
+from xarch.errors import XarchError
 from xarch.model.config import load_config
+from xarch.model.envsettings import seconds_from_env
 from xarch.model.paths import state_dir
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -61,19 +62,12 @@ def lock_path() -> Path:
 
 def timeout_from_env() -> float:
     """XARCH_LOCK_TIMEOUT in seconds (default 600); BadInput when it is not a number >= 0."""
-    raw = os.environ.get(TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):  # also refuses nan
-        raise BadInput(
-            f"{TIMEOUT_ENV}={raw!r} is not a number of seconds >= 0; "
-            f"set it to e.g. 600 (0: fail at once when another run holds the lock)"
-        )
-    return value
+    return seconds_from_env(
+        TIMEOUT_ENV,
+        DEFAULT_TIMEOUT,
+        allow_zero=True,
+        example="e.g. 600 (0: fail at once when another run holds the lock)",
+    )
 
 
 def describe_holder(text: str) -> str:

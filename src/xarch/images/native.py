@@ -25,7 +25,6 @@ Entry points for the helper build (``images/helper.py``):
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import shutil
@@ -40,6 +39,7 @@ from xarch.errors import BadInput, ChecksumMismatch, FetchError, XarchError
 from xarch.images.resources import resource_text
 from xarch.model.arch import Arch
 from xarch.model.config import Accelerate, DebPin, Target
+from xarch.model.hashing import sha256_file
 
 NATIVE_PREFIX = "/opt/xarch/native"
 #: Where the prepared files sit in the build context (copied to NATIVE_PREFIX).
@@ -77,14 +77,6 @@ class NativeContext:
 def deb_filename(pin: DebPin) -> str:
     """Debian's pool file name (an epoch's ``:`` is ``%3a`` as apt-get download writes it)."""
     return f"{pin.package}_{pin.version.replace(':', '%3a')}_amd64.deb"
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def verify_debs(acc: Accelerate, directory: Path) -> dict[str, Path]:

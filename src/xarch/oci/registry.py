@@ -20,7 +20,6 @@ import base64
 import contextlib
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from urllib.parse import urljoin
 import requests
 
 from xarch.errors import BadInput, RegistryError
+from xarch.model.envsettings import seconds_from_env
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -59,16 +59,7 @@ DEFAULT_TIMEOUT = 60.0
 
 def timeout_from_env() -> float:
     """XARCH_REGISTRY_TIMEOUT in seconds (default 60); BadInput unless a finite number > 0."""
-    raw = os.environ.get(TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_TIMEOUT
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not (0 < value < float("inf")):  # also refuses nan
-        raise BadInput(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds > 0; set it to e.g. 60")
-    return value
+    return seconds_from_env(TIMEOUT_ENV, DEFAULT_TIMEOUT, allow_zero=False, example="e.g. 60")
 
 
 def sha256_digest(data: bytes) -> str:
