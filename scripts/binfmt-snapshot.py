@@ -38,7 +38,8 @@ def save(path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=1))
     os.replace(tmp, path)
-    print(f"saved {len(state.entries)} binfmt_misc entries to {path}: {', '.join(state.names) or '-'}")
+    names = ", ".join(state.names) or "-"
+    print(f"saved {len(state.entries)} binfmt_misc entries to {path}: {names}")
 
 
 def restore(path: Path) -> None:

@@ -12,8 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 config=config/offline.yaml
-tests=(tests/integration/test_host_emulation.py tests/integration/test_pull_provision.py
-       tests/integration/test_binfmt_kernel.py tests/integration/test_host_lock.py)
+tests=(tests/integration/test_host_emulation.py tests/integration/test_pull_provision.py)
 say() { printf '\n== %s\n' "$*"; }
 run() { printf '+ %s\n' "$*"; "$@"; }
 

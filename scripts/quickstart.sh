@@ -15,15 +15,19 @@ run invoke push-images --config "$config"
 # F and no-F: proves the images run with either kind of host handler; restores the host's.
 run invoke test-images --config "$config" --binfmt-mode both
 # What the images are for: cibuildwheel, unchanged, builds the sample C extension in the
-# pushed helper image, repairs it with auditwheel under the image's policy, installs it
+# pushed helper images, repairs it with auditwheel under the image's policy, installs it
 # and runs its tests there. cibuildwheel 4.3.5 needs CPython 3.9 as its utility
-# interpreter: of the offline stand-ins only aarch64 (Debian bullseye) has it; the
+# interpreter: of the offline stand-ins aarch64 and armv7l (Debian bullseye) have it; the
 # ppc64le one is bookworm, since the archive dropped bullseye/ppc64el (docs/standins.md).
+# The kernel must hand their binaries to QEMU while cibuildwheel runs: register the
+# pinned emulators (unchanged when they already are; `invoke binfmt-uninstall` undoes it).
 # pip in the image reaches PyPI through this host's trust store (a TLS-intercepting
 # proxy's CA lives there): XARCH_CA_BUNDLE names another bundle, XARCH_CA_BUNDLE= none.
+run invoke binfmt-install --config "$config" --arch aarch64 --arch armv7l
 ca=()
 bundle=${XARCH_CA_BUNDLE-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
 if [ -n "$bundle" ] && [ -f "$bundle" ]; then ca=(--ca-bundle "$bundle"); fi
 run invoke wheels --config "$config" --target standin-manylinux2014_aarch64 \
+  --target standin-manylinux_2_31_armv7l \
   --project tests/e2e/projects/cext --output build/quickstart-wheels "${ca[@]}"
 run invoke report

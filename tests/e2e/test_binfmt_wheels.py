@@ -37,7 +37,8 @@ pytestmark = [
     pytest.mark.binfmt,
 ]
 
-WHEEL_ARCH = "aarch64"  # the stand-in with CPython 3.9, cibuildwheel's utility interpreter
+#: The stand-ins with CPython 3.9, cibuildwheel's utility interpreter (Debian bullseye).
+WHEEL_ARCHES = ("aarch64", "armv7l")
 
 
 def _quiet(_: str) -> None:
@@ -108,10 +109,15 @@ def _assert_repaired(wheel: Path, plat: str) -> None:
         assert any(n.endswith(".so") for n in z.namelist())
 
 
+@pytest.mark.parametrize("arch_name", WHEEL_ARCHES)
 def test_cext_with_flag_f_registered_by_the_installer_image(
-    pushed: Pushed, ca_bundle: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    arch_name: str,
+    pushed: Pushed,
+    ca_bundle: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    arch = get_arch(WHEEL_ARCH)
+    arch = get_arch(arch_name)
     target = next(t for t in pushed.targets if t.arch.name == arch.name)
     with host_binfmt_restored():
         # The host's own handlers for the architecture go; the installer registers its
@@ -137,10 +143,15 @@ def test_cext_with_flag_f_registered_by_the_installer_image(
     _assert_repaired(wheel, _policy_tag(pushed, target.name))
 
 
+@pytest.mark.parametrize("arch_name", WHEEL_ARCHES)
 def test_cext_with_a_handler_without_flag_f(
-    pushed: Pushed, ca_bundle: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    arch_name: str,
+    pushed: Pushed,
+    ca_bundle: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    arch = get_arch(WHEEL_ARCH)
+    arch = get_arch(arch_name)
     target = next(t for t in pushed.targets if t.arch.name == arch.name)
     with (
         host_binfmt_restored(),

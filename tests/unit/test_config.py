@@ -189,6 +189,13 @@ SHIPPED = [
                 "tags": ("standin",),
                 "base": BootstrapBase,
             },
+            "standin-manylinux_2_31_armv7l": {
+                "arch": "armv7l",
+                "platform": "linux/arm/v7",
+                "family": "standin-manylinux_2_31",
+                "tags": ("standin",),
+                "base": BootstrapBase,
+            },
         },
         id="offline",
     ),
