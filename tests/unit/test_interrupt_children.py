@@ -71,3 +71,40 @@ def test_a_child_that_ignores_the_signal_is_killed_after_the_grace(tmp_path: Pat
 
 def test_nothing_is_signalled_without_an_error(tmp_path: Path) -> None:
     assert run_stoppable(["sh", "-c", "exit 3"]) == 3
+
+
+def test_stop_all_ends_children_of_worker_threads_and_refuses_new_ones() -> None:
+    """An interrupt reaches the main thread only: stop_all stops the process groups that
+    worker threads started (and their children), at once, and a worker that tries to
+    start another child afterwards gets Cancelled instead."""
+    import threading
+
+    from xarch.model import children
+
+    started = threading.Event()
+    outcome: list[object] = []
+
+    def worker() -> None:
+        proc = subprocess.Popen(
+            ["sh", "-c", "sleep 300 & wait"], process_group=0, stdout=subprocess.DEVNULL
+        )
+        with children.tracked(proc):
+            started.set()
+            outcome.append(proc.wait())
+        try:
+            children.check_cancelled()
+        except children.Cancelled:
+            outcome.append("cancelled")
+
+    t = threading.Thread(target=worker)
+    t.start()
+    assert started.wait(10)
+    begin = time.monotonic()
+    try:
+        children.stop_all(grace=5)
+    finally:
+        children._CANCELLED.clear()  # module state: later tests start children again
+    t.join(10)
+    assert not t.is_alive()
+    assert time.monotonic() - begin < 5
+    assert outcome[0] != 0 and outcome[1] == "cancelled"

@@ -31,6 +31,7 @@ from typing import Any
 from xarch.errors import BadInput, BuildError, FetchError, XarchError
 from xarch.host import binfmt
 from xarch.images.resources import resource_path
+from xarch.model import children
 from xarch.model.arch import Arch
 from xarch.model.children import stopped_on_error
 from xarch.model.config import BootstrapBase, PinnedBase, RegistrySettings, Target
@@ -484,6 +485,10 @@ def _bootstrap(
 def _run_logged(cmd: list[str], start: float, log: Log) -> tuple[int, list[str]]:
     # Its own process group: interrupted, mmdebstrap gets SIGTERM (it cleans up its
     # temporary directory), then its whole group SIGKILL, before `work` is removed.
+    # Bootstraps run in worker threads: the interrupt reaches the main thread, which
+    # stops every tracked child (children.stop_all); a stopped one ends this thread's
+    # work with Cancelled instead of a retry.
+    children.check_cancelled()
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -494,13 +499,15 @@ def _run_logged(cmd: list[str], start: float, log: Log) -> tuple[int, list[str]]
     )
     tail: list[str] = []
     assert proc.stdout is not None
-    with stopped_on_error(proc):
+    with stopped_on_error(proc), children.tracked(proc):
         for raw in proc.stdout:
             line = raw.rstrip()
             tail = [*tail[-30:], line]
             if line.startswith(("I: ", "E: ", "W: ")):
                 log(f"  [{time.monotonic() - start:5.0f}s] {line}")
-        return proc.wait(), tail
+        rc = proc.wait()
+    children.check_cancelled()
+    return rc, tail
 
 
 def _quote(s: str) -> str:
@@ -633,11 +640,17 @@ def prepare_standins(
             pool.submit(bootstrap_rootfs, s, emulators[s.arch.name], prefixed(s.arch.name)): s
             for s in todo
         }
-        for fut in concurrent.futures.as_completed(futures):
-            try:
-                fut.result()
-            except XarchError as e:
-                errors.append(e)
+        try:
+            for fut in concurrent.futures.as_completed(futures):
+                try:
+                    fut.result()
+                except XarchError as e:
+                    errors.append(e)
+        except BaseException:
+            # Interrupted (SIGINT/SIGTERM arrive in this thread only): stop the workers'
+            # mmdebstrap groups now, or leaving the pool would wait for them to finish.
+            children.stop_all()
+            raise
     if errors:
         raise errors[0]
 

@@ -14,6 +14,8 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -55,3 +57,50 @@ def run_stoppable(
     proc = subprocess.Popen(list(cmd), process_group=0, **kwargs)
     with stopped_on_error(proc, signum=signum, grace=grace):
         return proc.wait()
+
+
+# Children started by worker threads (the parallel stand-in bootstraps): an interrupt
+# reaches the main thread only, which stops them all through stop_all().
+_LIVE: set[subprocess.Popen[Any]] = set()
+_LIVE_LOCK = threading.Lock()
+_CANCELLED = threading.Event()
+
+
+class Cancelled(KeyboardInterrupt):
+    """Raised in a worker thread whose work was stopped by :func:`stop_all`."""
+
+
+@contextlib.contextmanager
+def tracked(proc: subprocess.Popen[Any]) -> Iterator[subprocess.Popen[Any]]:
+    """Make ``proc`` (a process-group leader) one that :func:`stop_all` stops."""
+    with _LIVE_LOCK:
+        _LIVE.add(proc)
+    try:
+        yield proc
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc)
+
+
+def check_cancelled() -> None:
+    """Raise :class:`Cancelled` once :func:`stop_all` has run (no new child then)."""
+    if _CANCELLED.is_set():
+        raise Cancelled()
+
+
+def stop_all(signum: int = signal.SIGTERM, grace: float = GRACE) -> None:
+    """Stop every tracked child's group: ``signum`` to all at once, up to ``grace`` s for
+    them to clean up, then SIGKILL; and refuse new children from then on."""
+    _CANCELLED.set()
+    with _LIVE_LOCK:
+        procs = list(_LIVE)
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signum)
+    deadline = time.monotonic() + grace
+    for proc in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+    for proc in procs:
+        stop_group(proc, signal.SIGKILL, 0)
