@@ -198,20 +198,26 @@ def test_ppc64le_standin_without_cp39_fails_before_building(
     assert attrs is not None
     if (attrs.get("Config") or {}).get("Labels", {}).get("io.xarch.standin.python") == "3.9":
         pytest.skip("this ppc64le stand-in has CPython 3.9")
-    if not any(e.enabled for e in binfmt.entries_for(target.arch)):
-        pytest.skip("no enabled binfmt_misc handler for ppc64le")
     monkeypatch.setenv("XARCH_BUILD_DIR", str(tmp_path / "build"))
     report = tmp_path / "report.json"
     report.write_text(pushed.report.read_text())
     out = tmp_path / "wheelhouse"
-    with pytest.raises(WheelBuildError) as e:
-        build_wheels(
-            pushed.config,
-            [target.name],
-            project=copy_project("cext", tmp_path),
-            output=out,
-            report=report,
-            ca_bundle=ca_bundle,
-        )
+    with host_binfmt_restored(), contextlib.ExitStack() as stack:
+        if not any(e.enabled for e in binfmt.entries_for(target.arch)):
+            # The helper image bundles the emulator where a handler without F looks.
+            stack.enter_context(
+                binfmt.temporary_handler(
+                    target.arch, target.arch.emulator_path, flags="", log=_quiet
+                )
+            )
+        with pytest.raises(WheelBuildError) as e:
+            build_wheels(
+                pushed.config,
+                [target.name],
+                project=copy_project("cext", tmp_path),
+                output=out,
+                report=report,
+                ca_bundle=ca_bundle,
+            )
     assert "/opt/python/cp39-cp39/bin/python" in str(e.value)
     assert not out.exists() or not list(out.iterdir())
