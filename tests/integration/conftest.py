@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import shutil
 import socket
@@ -31,6 +32,18 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = REPO_ROOT / "config" / "offline.yaml"
 TAG = "t1"
 SESSION_START = time.time()
+
+
+@pytest.fixture
+def host_binfmt_restored() -> Iterator[None]:
+    """For tests that change binfmt_misc: skip without root and binfmt_misc; afterwards
+    put back what the test found, even when it failed, and check that it is."""
+    if os.geteuid() != 0 or not binfmt.is_available():
+        pytest.skip("needs root and binfmt_misc")
+    before = binfmt.snapshot()
+    with binfmt.preserved(log=quiet):
+        yield
+    assert binfmt.snapshot() == before
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,18 +24,13 @@ from xarch.runner import doctor
 
 from .conftest import REPO_ROOT, TAG, handlers_removed, quiet
 
-pytestmark = [pytest.mark.docker, pytest.mark.binfmt, pytest.mark.emulation]
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.binfmt,
+    pytest.mark.emulation,
+    pytest.mark.usefixtures("host_binfmt_restored"),
+]
 AARCH64 = get_arch("aarch64")
-
-
-@pytest.fixture(autouse=True)
-def host_restored() -> Iterator[None]:
-    if os.geteuid() != 0 or not binfmt.is_available():
-        pytest.skip("needs root and binfmt_misc")
-    before = binfmt.snapshot()
-    with binfmt.preserved(log=quiet):
-        yield
-    assert binfmt.snapshot() == before
 
 
 @pytest.fixture

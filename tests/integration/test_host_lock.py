@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +20,10 @@ from xarch.host.lock import host_lock
 from xarch.model.arch import get_arch
 from xarch.model.config import Config
 
-from .conftest import OFFLINE, REPO_ROOT, quiet
+from .conftest import OFFLINE, REPO_ROOT
 
-pytestmark = [pytest.mark.binfmt]
+pytestmark = [pytest.mark.binfmt, pytest.mark.usefixtures("host_binfmt_restored")]
 AARCH64 = get_arch("aarch64")
-
-
-@pytest.fixture(autouse=True)
-def host_restored() -> Iterator[None]:
-    if os.geteuid() != 0 or not binfmt.is_available():
-        pytest.skip("needs root and binfmt_misc")
-    before = binfmt.snapshot()
-    with binfmt.preserved(log=quiet):
-        yield
-    assert binfmt.snapshot() == before
 
 
 @pytest.fixture

@@ -38,6 +38,8 @@ from xarch.oci.registry import RegistryClient
 from xarch.oci.registry_server import RegistryServer
 from xarch.publish.push import PushOutcome, push_images
 
+from .conftest import handlers_removed
+
 pytestmark = [pytest.mark.docker, pytest.mark.registry, pytest.mark.binfmt]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -146,16 +148,6 @@ def arm64_uname(ref: str) -> subprocess.CompletedProcess[str]:
 
 def out(r: subprocess.CompletedProcess[str]) -> str:
     return r.stdout + r.stderr
-
-
-@contextlib.contextmanager
-def no_aarch64_handler() -> Iterator[None]:
-    """binfmt.no_handler(aarch64), with an existing entry named qemu-aarch64 also out
-    of the way (disabled, it would still hold the name); all restored afterwards."""
-    with binfmt.no_handler(AARCH64, log=quiet):
-        if "qemu-aarch64" in binfmt.snapshot().names:
-            binfmt.unregister("qemu-aarch64", log=quiet)
-        yield
 
 
 # ----------------------------------------------------------------------------- build
@@ -269,7 +261,7 @@ def test_install_run_uninstall_on_the_real_kernel(
 ) -> None:
     before = binfmt.snapshot()
     standin = Engine(docker_client).inspect(STANDIN_ARM64) is not None
-    with no_aarch64_handler():
+    with handlers_removed(AARCH64):
         r = arm64_uname(refs["aarch64"])
         assert r.returncode != 0 and "exec format error" in out(r), out(r)
 
@@ -326,7 +318,7 @@ def _host_emulator() -> str:
 def test_a_different_handler_is_refused_unless_force(refs: dict[str, str]) -> None:
     emulator = _host_emulator()
     before = binfmt.snapshot()
-    with no_aarch64_handler():
+    with handlers_removed(AARCH64):
         theirs = binfmt.register("qemu-aarch64", AARCH64, emulator, "F", log=quiet)
         r = installer(refs["x86_64"], "install", "aarch64")
         assert r.returncode == 2, out(r)
