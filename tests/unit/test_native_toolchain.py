@@ -16,7 +16,7 @@ from tests.unit.test_config import assert_names, config_error, load
 from xarch.errors import BadInput, ChecksumMismatch
 from xarch.images import native
 from xarch.model.arch import get_arch
-from xarch.model.config import Accelerate, DebPin
+from xarch.model.config import Accelerate, DebPin, Target
 
 SHA_A = "a" * 64
 ACCELERATE: dict[str, Any] = {
@@ -181,6 +181,26 @@ def test_a_file_that_is_not_a_deb_is_refused(tmp_path: Path) -> None:
 # ----------------------------------------------------------------- dockerfile, labels
 
 
+def load_offline_native_target(name: str) -> Target:
+    from xarch.model.config import load_config
+
+    root = Path(__file__).resolve().parents[2]
+    config = load_config(root / "config" / "offline-native.yaml")
+    return next(t for t in config.targets if t.name == name)
+
+
+def test_the_accelerated_profile_pins_the_stand_ins_compiler_versions() -> None:
+    # config/offline-native.yaml: bullseye's gcc 10.2.1 / binutils 2.35.2 for aarch64,
+    # bookworm's 12.2.0 / 2.40 for ppc64le (what setup-hooks.sh compares at build time).
+    a64 = load_offline_native_target("standin-manylinux2014_aarch64")
+    ppc = load_offline_native_target("standin-manylinux2014_ppc64le")
+    assert a64.accelerate and ppc.accelerate
+    assert (a64.accelerate.gcc_version, a64.accelerate.binutils_version) == ("10.2.1", "2.35.2")
+    assert (ppc.accelerate.gcc_version, ppc.accelerate.binutils_version) == ("12.2.0", "2.40")
+    assert a64.base.suite == a64.accelerate.suite == "bullseye"  # type: ignore[union-attr]
+    assert ppc.base.suite == ppc.accelerate.suite == "bookworm"  # type: ignore[union-attr]
+
+
 def test_dockerfile_lines_copy_the_prefix_and_run_the_setup() -> None:
     acc = accelerate((), Path("/x"))
     assert native.dockerfile_lines(get_arch("ppc64le"), acc) == (
@@ -201,9 +221,33 @@ def test_labels_record_toolchain_versions_sha256s_and_probe() -> None:
         "org.xarch.native.binutils": "2.35.2",
         "org.xarch.native.leaves": "cc1,as",
         "org.xarch.native.packages": f"zlib1g=1:1.2@sha256:{SHA_A}",
+        "org.xarch.native.resources": native.resources_digest(),
         "org.xarch.native.files": f"lib/libz.so.1@sha256:{'b' * 64}",
         "org.xarch.native.probe": "pending",
     }
+
+
+def test_the_resources_digest_covers_the_hook_setup_and_probe_corpus() -> None:
+    # What the build's inputs hash sees of the native machinery: every resource the
+    # accelerated image or its proof is made of exists and is part of the digest.
+    from xarch.images.resources import resource_text
+
+    for name in native.RESOURCES:
+        assert resource_text(name)
+    assert {"native/hook.c", "native/setup-hooks.sh", "native/probe.sh"} <= set(native.RESOURCES)
+    assert native.resources_digest().startswith("sha256:")
+    assert native.pin_labels(accelerate((), Path("/x")))["org.xarch.native.resources"] == (
+        native.resources_digest()
+    )
+
+
+def test_the_unproven_tag_is_local_and_names_the_inputs() -> None:
+    from xarch.images.helper import unproven_ref
+
+    target = load_offline_native_target("standin-manylinux2014_aarch64")
+    ref = unproven_ref(target, "sha256:" + "ab" * 32)
+    assert ref == "xarch-unproven/standin-manylinux2014_aarch64:" + "ab" * 8
+    assert not ref.startswith("127.0.0.1")  # never a registry name: push cannot reach it
 
 
 def test_leaf_paths_follow_the_cross_layout() -> None:

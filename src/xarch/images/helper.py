@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xarch import __version__
-from xarch.errors import BuildError
+from xarch.errors import BuildError, DaemonError
+from xarch.images import native, native_probe
 from xarch.images.resources import resource_text
 from xarch.images.results import BuildResult, reuse_if_current, tag_all
 from xarch.images.standin import StandinSpec, ensure_standin_base
@@ -36,6 +37,7 @@ from xarch.model.naming import (
     L_VERSION,
     helper_ref,
 )
+from xarch.model.paths import cache_dir
 from xarch.oci.engine import Engine
 
 Log = Callable[[str], None]
@@ -152,6 +154,44 @@ def qemu_record(config: Config, target: Target) -> dict[str, str]:
     }
 
 
+def unproven_ref(target: Target, inputs: str) -> str:
+    """The local-only tag an accelerated image has until its probe passed."""
+    return f"xarch-unproven/{target.name.lower()}:{inputs.removeprefix('sha256:')[:16]}"
+
+
+def _prove(
+    engine: Engine,
+    target: Target,
+    image_id: str,
+    unproven: str,
+    ref: str,
+    labels: dict[str, str],
+    result: BuildResult,
+    log: Log,
+) -> str:
+    """Run the equivalence probe in the freshly built image; on success return the id of
+    the same image with the probe's result in its labels, else raise ProbeFailed. The
+    unproven tag is removed either way, so no image reaches ``ref`` unproven."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="xarch-probe-") as work:
+            log(f"  native probe of {target.name}: the corpus both ways, under emulation")
+            probe = native_probe.run_probe(
+                engine, image_id, target.arch.platform, Path(work) / "probe", log
+            )
+        native_probe.require_passed(probe, ref)
+        labels[f"{native.LABEL_PREFIX}.probe"] = probe.label()
+        result.native["probe"] = probe.label()
+        with tempfile.TemporaryDirectory(prefix="xarch-ctx-") as ctx:
+            ctxp = Path(ctx)
+            (ctxp / "Dockerfile").write_text(f"FROM {image_id}\n")
+            return engine.build(ctxp, ref, labels, no_cache=False, log=log)
+    finally:
+        try:
+            engine.remove_image(unproven)
+        except DaemonError as e:
+            log(f"  warning: could not remove the local tag {unproven}: {e.detail}")
+
+
 def build_target(
     engine: Engine,
     config: Config,
@@ -171,18 +211,41 @@ def build_target(
     env = target_env(config, target)
     dockerfile = render_dockerfile(base.pull_ref, target, env)
     labels = build_labels(config, target, base)
+    acc = target.accelerate if target.accelerate and target.accelerate.enabled else None
+    if acc is not None:
+        dockerfile += "".join(line + "\n" for line in native.dockerfile_lines(target.arch, acc))
+        labels.update(native.pin_labels(acc))
     result.inputs_hash = inputs_hash(dockerfile, labels, config.qemu.sha256_for(target.arch))
     if reuse_if_current(engine, result, target.arch, no_cache=no_cache, log=log):
         return result
 
     labels[L_INPUTS] = result.inputs_hash
     labels[L_REVISION] = revision
+    if acc is not None:
+        # Refused (exit 2) before anything is fetched or built, naming both versions.
+        gcc_version, as_line = native.base_versions(engine, base.pull_ref, target.arch.platform)
+        native.require_match(acc, gcc_version, as_line)
     with tempfile.TemporaryDirectory(prefix="xarch-ctx-") as ctx:
         ctxp = Path(ctx)
         (ctxp / "Dockerfile").write_text(dockerfile)
         shutil.copy2(emulator, ctxp / target.arch.qemu_binary)
-        log(f"+ docker build -t {refs[0]} ({target.name}, FROM {base.pull_ref})")
-        image_id = engine.build(ctxp, refs[0], labels, no_cache=no_cache, log=log)
+        tag = refs[0]
+        if acc is not None:
+            nat = native.prepare_native_context(target, cache_dir() / "native", ctxp, log)
+            assert nat is not None  # acc is enabled
+            labels.update(nat.labels)
+            result.native = {
+                "toolchain": acc.toolchain,
+                "leaves": ",".join(acc.leaves),
+                "size": str(nat.size_bytes),
+            }
+            log(f"  native toolchain {acc.toolchain}: {nat.size_bytes / 2**20:.1f} MiB "
+                f"under {native.NATIVE_PREFIX}")  # fmt: skip
+            tag = unproven_ref(target, result.inputs_hash)
+        log(f"+ docker build -t {tag} ({target.name}, FROM {base.pull_ref})")
+        image_id = engine.build(ctxp, tag, labels, no_cache=no_cache, log=log)
+    if acc is not None:
+        image_id = _prove(engine, target, image_id, tag, refs[0], labels, result, log)
     attrs = tag_all(engine, image_id, result)
     if attrs.get("Architecture") != target.arch.docker_arch or (
         target.arch.docker_variant and attrs.get("Variant") != target.arch.docker_variant

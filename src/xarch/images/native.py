@@ -25,6 +25,7 @@ Entry points for the helper build (``images/helper.py``):
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import shutil
@@ -40,6 +41,7 @@ from xarch.images.resources import resource_text
 from xarch.model.arch import Arch
 from xarch.model.config import Accelerate, DebPin, Target
 from xarch.model.hashing import sha256_file
+from xarch.oci.engine import Engine
 
 NATIVE_PREFIX = "/opt/xarch/native"
 #: Where the prepared files sit in the build context (copied to NATIVE_PREFIX).
@@ -376,10 +378,30 @@ def dockerfile_lines(arch: Arch, acc: Accelerate) -> tuple[str, ...]:
     )
 
 
-def native_labels(acc: Accelerate, shipped: Mapping[str, str], probe: str) -> dict[str, str]:
-    """The image labels: toolchain, versions, the sha256 of every pinned .deb and of every
-    file used from it, and the probe result (``passed``, or ``pending`` before it ran)."""
-    labels = {
+#: The package resources whose content shapes an accelerated image or its proof: a
+#: change to any of them is a change of the build's inputs.
+RESOURCES = (
+    "native/hook.c",
+    "native/setup-hooks.sh",
+    "native/probe.sh",
+    "native/corpus/cxx_features.cpp",
+    "native/corpus/lzss.c",
+    "native/corpus/pyext_module.c",
+)
+
+
+def resources_digest() -> str:
+    h = hashlib.sha256()
+    for name in RESOURCES:
+        h.update(name.encode() + b"\0" + resource_text(name).encode() + b"\0")
+    return "sha256:" + h.hexdigest()
+
+
+def pin_labels(acc: Accelerate) -> dict[str, str]:
+    """The labels known before anything is fetched (they go into the build's inputs
+    hash): toolchain, versions, leaves, the sha256 of every pinned .deb and a digest of
+    the hook, setup script and probe corpus."""
+    return {
         f"{LABEL_PREFIX}.toolchain": acc.toolchain,
         f"{LABEL_PREFIX}.gcc": acc.gcc_version,
         f"{LABEL_PREFIX}.binutils": acc.binutils_version,
@@ -387,10 +409,44 @@ def native_labels(acc: Accelerate, shipped: Mapping[str, str], probe: str) -> di
         f"{LABEL_PREFIX}.packages": ",".join(
             f"{p.package}={p.version}@sha256:{p.sha256}" for p in acc.packages
         ),
-        f"{LABEL_PREFIX}.files": ",".join(f"{k}@sha256:{v}" for k, v in sorted(shipped.items())),
-        f"{LABEL_PREFIX}.probe": probe,
+        f"{LABEL_PREFIX}.resources": resources_digest(),
     }
+
+
+def native_labels(acc: Accelerate, shipped: Mapping[str, str], probe: str) -> dict[str, str]:
+    """The image labels: :func:`pin_labels`, the sha256 of every file used from the
+    packages, and the probe result (``passed ...``, or ``pending`` before it ran)."""
+    labels = pin_labels(acc)
+    labels[f"{LABEL_PREFIX}.files"] = ",".join(
+        f"{k}@sha256:{v}" for k, v in sorted(shipped.items())
+    )
+    labels[f"{LABEL_PREFIX}.probe"] = probe
     return labels
+
+
+#: Run in the base (under emulation): the versions setup-hooks.sh will compare.
+VERSIONS_SCRIPT = (
+    "command -v gcc >/dev/null 2>&1 || { echo; echo; exit 0; }; "
+    "gcc -dumpfullversion 2>/dev/null || gcc -dumpversion; "
+    '"$(gcc -print-prog-name=as)" --version </dev/null | head -n 1'
+)
+
+
+def base_versions(engine: Engine, image: str, platform: str) -> tuple[str, str]:
+    """(``gcc -dumpfullversion``, the first line of ``as --version``) of ``image``;
+    empty strings for a base without gcc."""
+    with engine.start(
+        image, ["/bin/sh", "-c", VERSIONS_SCRIPT], platform=platform, entrypoint=[],
+        network="none",
+    ) as container:  # fmt: skip
+        code = container.wait()
+        out = container.logs()
+    if code != 0:
+        raise ToolchainError(
+            f"could not read the compiler version of {image} (exit {code}): {out.strip()[-300:]}"
+        )
+    lines = [*out.splitlines(), "", ""][:2]
+    return lines[0].strip(), lines[1].strip()
 
 
 def version_mismatch(acc: Accelerate, gcc_fullversion: str, as_version_line: str) -> str | None:
@@ -430,6 +486,37 @@ def probed_dockerfile(image_id: str, labels: Mapping[str, str]) -> str:
     lines = [f"FROM {image_id}"]
     lines += [f"LABEL {k}={json.dumps(v)}" for k, v in sorted(labels.items())]
     return "\n".join(lines) + "\n"
+
+
+#: Run in an accelerated image by doctor: the native assembler starts (only an x86_64
+#: kernel runs it), and a small compile gives the same object both ways.
+WORKING_SCRIPT = """set -e
+d=$(mktemp -d)
+{prefix}/bin/{triplet}-as --version </dev/null >"$d/version"
+head -n 1 "$d/version"
+printf 'int xarch_doctor(int x) {{ return x * 3 + 1; }}\\n' >"$d/x.c"
+for m in 0 1; do
+    XARCH_NATIVE_TOOLS=$m gcc -O2 -c "$d/x.c" -o "$d/$m.o"
+    objcopy --remove-section .comment "$d/$m.o" "$d/$m.nc.o"
+done
+cmp "$d/0.nc.o" "$d/1.nc.o"
+echo same-object
+"""
+
+
+def check_working(engine: Engine, image: str, arch: Arch) -> tuple[bool, str]:
+    """Whether ``image``'s native leaves work on this host: (ok, what was seen)."""
+    script = WORKING_SCRIPT.format(prefix=NATIVE_PREFIX, triplet=arch.gnu_triplet)
+    with engine.start(
+        image, ["/bin/sh", "-c", script], platform=arch.platform, entrypoint=[],
+        network="none",
+    ) as container:  # fmt: skip
+        code = container.wait()
+        out = container.logs()
+    if code == 0 and out.endswith("same-object"):
+        return True, "native assembler runs; a compile gives the same object both ways"
+    tail = " / ".join(out.splitlines()[-3:]) or "no output"
+    return False, f"exit {code}: {tail}"
 
 
 def status_from_labels(labels: Mapping[str, str]) -> str:

@@ -33,6 +33,7 @@ class BuildResult:
     base: dict[str, str] = field(default_factory=dict)
     qemu: dict[str, str] = field(default_factory=dict)
     error: str = ""
+    native: dict[str, str] = field(default_factory=dict)  # accelerated images (issue 10)
     started: float = field(default=0.0, repr=False, compare=False)
 
     @classmethod
@@ -86,6 +87,7 @@ class BuildResult:
             "base": self.base,
             "qemu": self.qemu,
             "error": self.error,
+            "native": self.native,
         }
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from xarch.errors import DaemonError, EngineUnavailable
 from xarch.host import binfmt
 from xarch.host import emulators as hostemu
+from xarch.images import native
 from xarch.images.installer import BIND_PATH
 from xarch.model.arch import Arch, host_arch
 from xarch.model.config import Config, Target
@@ -64,6 +65,10 @@ class Verdict:
     base_image: str = ""
     base_verdict: str = ""
     base_reason: str = ""
+    # Native compiler leaves (issue 10): "" when the config does not accelerate the
+    # target; else what the local image carries and whether they work on this host.
+    native: str = ""
+    native_ok: bool | None = None
 
 
 @dataclass
@@ -74,7 +79,9 @@ class DoctorReport:
 
     @property
     def ok(self) -> bool:
-        return all(v.verdict == RUNS for v in self.targets)
+        # An accelerated image whose native leaves fail here cannot compile (the hook
+        # never falls back silently): that target would not do its job.
+        return all(v.verdict == RUNS and v.native_ok is not False for v in self.targets)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -283,6 +290,7 @@ def _target_verdict(
         getattr(t.base, "pull_ref", "")
         or f"(stand-in bootstrapped from Debian {t.arch.debian_arch})"
     )
+    native_text, native_ok = _native_status(t, image, verdict, engine)
     return Verdict(
         target=t.name,
         arch=t.arch.name,
@@ -293,7 +301,33 @@ def _target_verdict(
         base_image=base,
         base_verdict=base_verdict,
         base_reason=base_reason,
+        native=native_text,
+        native_ok=native_ok,
     )
+
+
+def _native_status(
+    t: Target, image: str, verdict: str, engine: Engine | None
+) -> tuple[str, bool | None]:
+    """Whether the target's image carries proven native leaves and whether they work
+    here: a compile in the image, both ways (only when the image would start)."""
+    if t.accelerate is None or not t.accelerate.enabled:
+        return "", None
+    if engine is None:
+        return "cannot be judged: the Docker daemon does not answer", None
+    labels = engine.labels(image)
+    if labels is None:
+        return f"{image} is not built here (`invoke build-images`)", None
+    text = native.status_from_labels(labels)
+    if f"{native.LABEL_PREFIX}.toolchain" not in labels:
+        return text, False
+    if verdict != RUNS:
+        return f"{text}; not tried: the image would not start", None
+    try:
+        ok, seen = native.check_working(engine, image, t.arch)
+    except DaemonError as e:
+        ok, seen = False, e.detail.splitlines()[0][:200]
+    return f"{text}; on this host: {'working' if ok else 'NOT working'} ({seen})", ok
 
 
 def render(report: DoctorReport) -> str:
@@ -336,6 +370,8 @@ def render(report: DoctorReport) -> str:
             if v.fix:
                 lines.append(f"      fix: {v.fix}")
             lines.append(f"      plain base {v.base_image}: {MESSAGES[v.base_verdict]}")
+            if v.native:
+                lines.append(f"      native compilers: {v.native}")
         lines.append(
             "\nverdict: every target would run"
             if report.ok

@@ -4,13 +4,17 @@ give. Skipped for an image without org.xarch.native.* labels."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 
+from xarch.images import native_probe
 from xarch.images.native import LABEL_PREFIX, NATIVE_PREFIX
 from xarch.images.resources import resource_text
 from xarch.images.suite.plugin import ImageUnderTest
+from xarch.oci.engine import Engine
 
 WORK = "/tmp/xarch-native-test"
 
@@ -66,6 +70,24 @@ def _python(guest: Any) -> str:
 
 def test_the_probe_passed_at_build_time(accelerated: dict[str, str]) -> None:
     assert accelerated[f"{LABEL_PREFIX}.probe"].startswith("passed")
+
+
+def test_the_probe_passes_again_on_this_host(
+    image: ImageUnderTest,
+    accelerated: dict[str, str],
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    """The build's proof, repeated where the image runs now: the whole corpus both ways.
+    Once per test-images run: under the F (or host) handler, not again under no-F (the
+    same compilers; only how the kernel finds QEMU differs)."""
+    if image.binfmt_mode == "no-F":
+        pytest.skip("the probe ran in this test-images run's F pass")
+    result = native_probe.run_probe(
+        Engine(docker_client), image.ref, image.target.arch.platform, tmp_path / "probe"
+    )
+    native_probe.require_passed(result, image.ref)  # names the first differing file and line
+    assert result.passed and result.compared > 0
 
 
 def test_each_leaf_is_hooked_and_its_original_kept(
