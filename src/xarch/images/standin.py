@@ -635,7 +635,15 @@ def prepare_standins(
         + ", ".join(f"{s.base.suite}/{s.arch.debian_arch}" for s in todo)
     )
     errors: list[XarchError] = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=len(todo)) as pool:
+    with (
+        contextlib.ExitStack() as handlers,
+        concurrent.futures.ThreadPoolExecutor(max_workers=len(todo)) as pool,
+    ):
+        # Every architecture's handler is made sure of here, once, before any worker
+        # starts: a worker's own temporary handler would restore binfmt_misc as it saw
+        # it when it finished, unregistering the handlers the others still run under.
+        for arch in {s.arch.name: s.arch for s in todo}.values():
+            handlers.enter_context(_emulation(arch, emulators[arch.name], log))
         futures = {
             pool.submit(bootstrap_rootfs, s, emulators[s.arch.name], prefixed(s.arch.name)): s
             for s in todo
