@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from xarch.errors import BadInput, BuildError, RegistryError
 from xarch.images import standin
 from xarch.images.standin import StandinSpec, host_debian_mirror
-from xarch.model.arch import get_arch
+from xarch.model.arch import Arch, get_arch
 from xarch.model.config import BootstrapBase, RegistrySettings
 from xarch.oci.registry import RegistryClient
 
@@ -180,19 +182,38 @@ def test_bootstraps_run_in_parallel_with_prefixed_logs(
     done: list[str] = []
 
     def fake_bootstrap(spec: StandinSpec, emulator: Path, log: standin.Log) -> Path:
+        assert len(events) == 2  # both handlers registered before any worker runs
         log("  started")
         barrier.wait()
         done.append(spec.arch.name)
         return spec.rootfs_path
 
+    events: list[str] = []
+
+    @contextlib.contextmanager
+    def emulation(arch: Arch, emulator: Path, log: standin.Log) -> Iterator[None]:
+        events.append(f"register {arch.name} {emulator}")
+        yield
+        events.append(f"restore {arch.name}")
+
     monkeypatch.setattr(standin, "bootstrap_rootfs", fake_bootstrap)
     monkeypatch.setattr(standin, "cached_base", lambda registry, spec: None)
+    monkeypatch.setattr(standin, "_emulation", emulation)
     lines: list[str] = []
     specs = [_spec("bullseye", "aarch64"), _spec("bookworm", "ppc64le")]
     emulators = {"aarch64": Path("/e/a"), "ppc64le": Path("/e/p")}
     standin.prepare_standins(REGISTRY, specs, emulators, lines.append)
     assert sorted(done) == ["aarch64", "ppc64le"]
     assert "[aarch64] started" in lines and "[ppc64le] started" in lines
+    # Every handler is made sure of before the workers start and restored after the
+    # last one finished (in reverse order): a worker's own restore would have pulled the
+    # other bootstraps' handlers from under them.
+    assert events == [
+        "register aarch64 /e/a",
+        "register ppc64le /e/p",
+        "restore ppc64le",
+        "restore aarch64",
+    ]
 
 
 def test_a_cached_rootfs_is_not_bootstrapped(
