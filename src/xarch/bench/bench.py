@@ -1,6 +1,7 @@
 """``invoke bench``: one run that measures, side by side, the emulation overhead of
-each helper image, the QEMU settings against the pinned default, the toolkit's own
-overhead and the size each helper image adds over its base.
+each helper image (and, for an accelerated image, what its native compiler leaves
+gain: emulated, accelerated and native), the QEMU settings against the pinned
+default, the toolkit's own overhead and the size each helper image adds over its base.
 
 Order of a run: check everything that could make it fail early (targets, engine,
 images, root, binfmt_misc, host toolchain); prepare (inputs, timer, venv,
@@ -12,6 +13,7 @@ then sizes and the toolkit; then the table, the JSON and the chart.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import platform
 import re
@@ -44,12 +46,13 @@ from xarch.bench.runner import (
     sample,
     tail,
 )
-from xarch.bench.toolkit import image_sizes, toolkit_overhead
+from xarch.bench.toolkit import ImageSize, image_sizes, toolkit_overhead
 from xarch.bench.wheels import wheel_rows
-from xarch.bench.workloads import Plan, write_inputs
+from xarch.bench.workloads import COMPILER_WORKLOADS, Plan, write_inputs
 from xarch.errors import BadInput, BenchError, BinfmtError, NotBuilt
 from xarch.host import binfmt
 from xarch.images.helper import source_revision
+from xarch.images.native import LABEL_PREFIX
 from xarch.model.arch import Arch
 from xarch.model.config import Config, Target
 from xarch.model.naming import helper_ref
@@ -218,9 +221,23 @@ def _start_container(
     return c
 
 
+#: Where an accelerated image keeps its native toolchain (xarch.images.native).
+NATIVE_PREFIX = "/opt/xarch/native"
+
+
+def parse_du(stdout: str) -> int | None:
+    """The byte count of ``du -sb PATH`` ("75300000\t/opt/xarch/native"), None if
+    there is none."""
+    first = stdout.strip().split(maxsplit=1)
+    return int(first[0]) if first and first[0].isdigit() else None
+
+
 def _box_setup(container: Container, info: ImageInfo, mounted: dict[str, str]) -> EmulatedRunner:
-    """Scratch dir, the interpreter, versions (unmeasured; they also warm the caches)."""
-    probe = EmulatedRunner(container, "python3")
+    """Scratch dir, the interpreter, versions (unmeasured; they also warm the caches),
+    and for an accelerated image the size of its native toolchain. The runner it
+    returns is the emulated side: in an accelerated image with XARCH_NATIVE_TOOLS=0."""
+    native_tools = "0" if info.accelerated else None
+    probe = EmulatedRunner(container, "python3", native_tools=native_tools)
     r = probe.run(["mkdir", "-p", BOX_SCRATCH], workdir="/", env={})
     if r.exit_code != 0:
         raise BenchError(
@@ -237,7 +254,7 @@ def _box_setup(container: Container, info: ImageInfo, mounted: dict[str, str]) -
         env={},
     )
     info.python = r.stdout.strip().splitlines()[0] if r.stdout.strip() else "python3"
-    box = EmulatedRunner(container, info.python)
+    box = EmulatedRunner(container, info.python, native_tools=native_tools)
     gcc = box.run(["gcc", "--version"], workdir="/", env={})
     py = box.run(
         [info.python, "-c", "import sys, setuptools, pip; print(sys.version.split()[0], "
@@ -251,6 +268,13 @@ def _box_setup(container: Container, info: ImageInfo, mounted: dict[str, str]) -
         # An x86_64 static binary runs natively inside the emulated container.
         v = box.run([path, "--version"], workdir="/", env={})
         info.versions[f"emulator {key} (mounted)"] = emu.parse_version(v.stdout) or v.stderr.strip()
+    if info.accelerated:
+        du = box.run(["du", "-sb", NATIVE_PREFIX], workdir="/", env={})
+        info.native_size = parse_du(du.stdout) if du.exit_code == 0 else None
+        if info.native_size is None:
+            info.native_size_error = (
+                f"du -sb {NATIVE_PREFIX}: exit {du.exit_code}: {tail(du.stdout + du.stderr, 2)}"
+            )
     return box
 
 
@@ -298,7 +322,25 @@ def settings_for(
 
 def _describe(s: Setting, info: ImageInfo) -> str:
     cpu = s.cpu or (f"image default ({info.default_cpu})" if info.default_cpu else "image default")
+    if s.accelerated:
+        return f"{s.emulator.short}, QEMU_CPU={cpu}, native leaves (XARCH_NATIVE_TOOLS=1)"
+    if info.accelerated:
+        return f"{s.emulator.short}, QEMU_CPU={cpu}, emulated leaves (XARCH_NATIVE_TOOLS=0)"
     return f"{s.emulator.short}, QEMU_CPU={cpu}"
+
+
+def with_accelerated(
+    info: ImageInfo, valid: Sequence[Setting], pinned: emu.Emulator
+) -> list[Setting]:
+    """The settings to run: for an accelerated image the default setting a second
+    time with the native leaves, right after it (it then rotates with the others);
+    nothing is added for an image without native leaves, or when the default setting
+    could not start a program."""
+    out = list(valid)
+    default = Setting(pinned)
+    if info.accelerated and default in out:
+        out.insert(out.index(default) + 1, Setting(pinned, accelerated=True))
+    return out
 
 
 class ImageSession:
@@ -332,7 +374,7 @@ class ImageSession:
         key = (workload, s.key if s else "native")
         if key not in self.table:
             self.table[key] = Series(
-                kind="emulated" if s else "native",
+                kind=("accelerated" if s.accelerated else "emulated") if s else "native",
                 target=self.target.name,
                 arch=self.target.arch.name,
                 workload=workload,
@@ -342,10 +384,24 @@ class ImageSession:
         return self.table[key]
 
     def workloads(self, s: Setting) -> tuple[str, ...]:
+        """The default setting runs every workload, the accelerated one those that
+        start a compiler, an alternative QEMU setting the plan's config workloads."""
+        if s.accelerated:
+            return tuple(w for w in self.plan.workloads if w in COMPILER_WORKLOADS)
         return self.plan.workloads if s == self.default else self.plan.config_workloads
 
     def reps(self, s: Setting) -> int:
-        return self.plan.reps if s == self.default else self.plan.config_reps
+        return self.plan.reps if s in (self.default, self.accelerated) else self.plan.config_reps
+
+    @property
+    def accelerated(self) -> Setting:
+        return Setting(self.pinned, accelerated=True)
+
+    def runner(self, s: Setting) -> EmulatedRunner:
+        """The emulated side (in an accelerated image XARCH_NATIVE_TOOLS=0, set by the
+        box) or, for the accelerated setting, the same with XARCH_NATIVE_TOOLS=1."""
+        runner = self.box.with_cpu(s.cpu)
+        return runner.with_native_tools("1") if s.accelerated else runner
 
     def probe(self, settings: Sequence[Setting]) -> list[Setting]:
         """Start a program once under each setting (and its own handler); a setting the
@@ -394,7 +450,7 @@ class ImageSession:
             ):
                 for s in rotated(group, r):
                     self.log(f"  [{r + 1}/{rounds}] {_describe(s, self.info)}")
-                    runner = self.box.with_cpu(s.cpu)
+                    runner = self.runner(s)
                     for w in self.workloads(s):
                         sample(
                             self.series(w, s),
@@ -431,13 +487,25 @@ def measure_image(
             f"  image: {info.versions.get('gcc', '?')}; Python {info.versions.get('python', '?')}"
             f" ({info.python}); QEMU_CPU in the image: {info.baked_cpu or 'none'}"
         )
+        log(f"  {info.native_status}")
+        if info.accelerated:
+            size = (
+                f"{info.native_size / 1e6:.1f} MB"
+                if info.native_size is not None
+                else info.native_size_error
+            )
+            log(
+                f"  {NATIVE_PREFIX}: {size}; each compiler workload runs emulated "
+                "(XARCH_NATIVE_TOOLS=0), accelerated (XARCH_NATIVE_TOOLS=1) and natively"
+            )
         settings, skipped = settings_for(info, plan, pinned, alternative)
         info.skipped.extend(skipped)
         for line in skipped:
             log(f"  skipped: {line}")
         session = ImageSession(target, info, plan, box, native, pinned, guard, log)
-        valid = session.probe(settings)
-        rounds = max(plan.reps, plan.config_reps if len(valid) > 1 else 0)
+        valid = with_accelerated(info, session.probe(settings), pinned)
+        alternatives = [s for s in valid if s != session.default and not s.accelerated]
+        rounds = max(plan.reps, plan.config_reps if alternatives else 0)
         for r in range(rounds):
             session.run_round(r, rounds, valid)
         if session.swaps:
@@ -449,6 +517,27 @@ def measure_image(
 
 
 # ----------------------------------------------------------------------------- driver
+
+
+def with_native_sizes(sizes: Sequence[ImageSize], images: Sequence[ImageInfo]) -> list[ImageSize]:
+    """The sizes, each with its image's native toolchain size (measured in the
+    image's container, which is gone by the time the sizes are read)."""
+    by_target = {i.target: i for i in images}
+    out = []
+    for size in sizes:
+        info = by_target.get(size.target)
+        if info is None or not info.accelerated:
+            out.append(size)
+            continue
+        out.append(
+            dataclasses.replace(
+                size,
+                native_leaves=True,
+                native_size=info.native_size,
+                native_size_error=info.native_size_error,
+            )
+        )
+    return out
 
 
 def run_bench(
@@ -495,17 +584,18 @@ def run_bench(
                 )
             for t in targets:
                 ref = helper_ref(config, t, t.tags[0])
-                env = dict(
-                    x.split("=", 1)
-                    for x in ((attrs[t.name].get("Config") or {}).get("Env") or [])
-                    if "=" in x
-                )
+                image_config = attrs[t.name].get("Config") or {}
+                env = dict(x.split("=", 1) for x in (image_config.get("Env") or []) if "=" in x)
+                labels = {str(k): str(v) for k, v in (image_config.get("Labels") or {}).items()}
                 info = ImageInfo(
                     target=t.name,
                     arch=t.arch.name,
                     image=ref,
                     image_id=str(attrs[t.name].get("Id", "")),
                     baked_cpu=env.get("QEMU_CPU", ""),
+                    native_labels={
+                        k: v for k, v in labels.items() if k.startswith(f"{LABEL_PREFIX}.")
+                    },
                 )
                 result.images.append(info)
                 log(f"== {t.name} ({t.arch.name}): {ref} ==")
@@ -528,12 +618,13 @@ def run_bench(
                     config,
                     targets,
                     work / "wheels",
+                    accelerated=[i.target for i in result.images if i.accelerated],
                     ca_bundle=os.environ.get("XARCH_CA_BUNDLE") or None,
                     log=log,
                 )
         result.binfmt_events = guard.events
         if plan.sizes:
-            result.sizes = image_sizes(engine, config, targets)
+            result.sizes = with_native_sizes(image_sizes(engine, config, targets), result.images)
         if plan.toolkit:
             log("== toolkit overhead (the host's binfmt_misc as it was found) ==")
             result.toolkit = toolkit_overhead(config, targets, plan.toolkit_reps, log)

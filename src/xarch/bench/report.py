@@ -1,5 +1,6 @@
-"""Shaping a run's results: the derived tables (overhead ratios, settings against
-the default), the terminal text, the JSON document and the PNG chart.
+"""Shaping a run's results: the derived tables (overhead ratios, for an accelerated
+image emulated, accelerated and native side by side; settings against the default),
+the terminal text, the JSON document and the PNG chart.
 
 Everything but :func:`write_chart` is pure and works on plain data, so the unit
 tests build small results by hand and check the shapes.
@@ -8,13 +9,15 @@ tests build small results by hand and check the shapes.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xarch.bench.stats import Ratio, Summary, geometric_mean, ratio, speedup, verdict
-from xarch.bench.wheels import render_wheels
+from xarch.bench.toolkit import GOAL_NATIVE_TOOLCHAIN
+from xarch.bench.wheels import WHEEL_GOAL, render_wheels
+from xarch.bench.workloads import COMPILER_WORKLOADS, GCC, GXX, PIP_WHEEL
 from xarch.model.tables import format_table
 
 if TYPE_CHECKING:
@@ -23,7 +26,43 @@ if TYPE_CHECKING:
     from xarch.bench.runner import Series
     from xarch.bench.toolkit import ImageSize, ToolkitTiming
 
-SCHEMA = 1
+#: 2: the accelerated side (overhead rows, images, sizes, wheels).
+SCHEMA = 2
+
+#: Why an overhead row has no accelerated time.
+NO_NATIVE_LEAVES = "no native leaves"
+NO_COMPILER = "no compiler in this workload"
+
+
+@dataclass(frozen=True)
+class Goal:
+    """Issue 10's goal for a workload with native leaves: accelerated at most
+    ``max_vs_native`` times the native time, and (when given) at least
+    ``min_speedup`` times faster than emulated."""
+
+    max_vs_native: float
+    min_speedup: float | None = None
+
+    def met(self, vs_native: Ratio | None, speedup: Ratio | None) -> bool | None:
+        """On the medians; None when a ratio is missing."""
+        if vs_native is None or (self.min_speedup is not None and speedup is None):
+            return None
+        if vs_native.median > self.max_vs_native:
+            return False
+        return self.min_speedup is None or (
+            speedup is not None and speedup.median >= self.min_speedup
+        )
+
+    def text(self) -> str:
+        faster = f", >= {self.min_speedup:g}x faster" if self.min_speedup is not None else ""
+        return f"<= {self.max_vs_native:g}x native{faster}"
+
+    def to_json(self) -> dict[str, float | None]:
+        return {"max_vs_native": self.max_vs_native, "min_speedup": self.min_speedup}
+
+
+#: The compile steps; pip wheel (and the cibuildwheel row: wheels.WHEEL_GOAL).
+GOALS = {GCC: Goal(1.2, 8.0), GXX: Goal(1.2, 8.0), PIP_WHEEL: Goal(WHEEL_GOAL)}
 
 
 @dataclass(frozen=True)
@@ -33,20 +72,51 @@ class OverheadRow:
     workload: str
     emulated: Summary | None
     native: Summary | None
-    ratio: Ratio | None
-    failures: int
+    ratio: Ratio | None  # emulated / native
+    failures: int  # of every side
     cpu_ratio: Ratio | None = None  # the same for user + system time
+    #: the image carries native compiler leaves (org.xarch.native.toolchain)
+    native_leaves: bool = False
+    accelerated: Summary | None = None
+    accelerated_ratio: Ratio | None = None  # accelerated / native
+    speedup: Ratio | None = None  # emulated / accelerated
+    accelerated_failures: int = 0
+    #: why there is no accelerated time: NO_NATIVE_LEAVES, NO_COMPILER ("" = measured)
+    accelerated_note: str = NO_NATIVE_LEAVES
+
+    @property
+    def goal(self) -> Goal | None:
+        return GOALS.get(self.workload) if self.native_leaves else None
+
+    @property
+    def goal_met(self) -> bool | None:
+        g = self.goal
+        return None if g is None else g.met(self.accelerated_ratio, self.speedup)
 
     def to_json(self) -> dict[str, Any]:
+        g = self.goal
         return {
             "target": self.target,
             "arch": self.arch,
             "workload": self.workload,
+            "sides": ["emulated", "accelerated", "native"]
+            if self.native_leaves and not self.accelerated_note
+            else ["emulated", "native"],
             "emulated": self.emulated.to_json() if self.emulated else None,
+            "accelerated": self.accelerated.to_json() if self.accelerated else None,
             "native": self.native.to_json() if self.native else None,
             "ratio": self.ratio.to_json() if self.ratio else None,
+            "accelerated_over_native": (
+                self.accelerated_ratio.to_json() if self.accelerated_ratio else None
+            ),
+            "emulated_over_accelerated": self.speedup.to_json() if self.speedup else None,
             "cpu_ratio": self.cpu_ratio.to_json() if self.cpu_ratio else None,
+            "native_leaves": self.native_leaves,
+            "accelerated_note": self.accelerated_note,
+            "goal": g.to_json() if g else None,
+            "goal_met": self.goal_met,
             "failures": self.failures,
+            "accelerated_failures": self.accelerated_failures,
         }
 
 
@@ -86,17 +156,30 @@ class SettingRow:
         }
 
 
-def overhead_rows(series: Sequence[Series]) -> list[OverheadRow]:
+def overhead_rows(series: Sequence[Series], accelerated: Collection[str] = ()) -> list[OverheadRow]:
     """emulated/native per target and workload, for the default setting (the pinned
-    emulator, no QEMU_CPU passed)."""
+    emulator, no QEMU_CPU passed); for the targets named in ``accelerated`` (images
+    with native leaves) also the accelerated side, accelerated/native and
+    emulated/accelerated."""
     native = {(s.target, s.workload): s for s in series if s.kind == "native"}
+    fast = {(s.target, s.workload): s for s in series if s.kind == "accelerated"}
     rows = []
     for s in series:
         if s.kind != "emulated" or s.emulator != "pin" or s.cpu:
             continue
         n = native.get((s.target, s.workload))
+        a = fast.get((s.target, s.workload))
         e_sum = s.summary()
         n_sum = n.summary() if n else None
+        a_sum = a.summary() if a else None
+        leaves = s.target in accelerated
+        if not leaves:
+            note = NO_NATIVE_LEAVES
+        elif s.workload not in COMPILER_WORKLOADS:
+            note = NO_COMPILER
+        else:
+            note = ""
+        a_failures = len(a.failures) if a else 0
         rows.append(
             OverheadRow(
                 target=s.target,
@@ -105,11 +188,21 @@ def overhead_rows(series: Sequence[Series]) -> list[OverheadRow]:
                 emulated=e_sum,
                 native=n_sum,
                 ratio=ratio(e_sum, n_sum),
-                failures=len(s.failures) + (len(n.failures) if n else 0),
+                failures=len(s.failures) + (len(n.failures) if n else 0) + a_failures,
                 cpu_ratio=ratio(s.cpu_summary(), n.cpu_summary() if n else None),
+                native_leaves=leaves,
+                accelerated=a_sum,
+                accelerated_ratio=ratio(a_sum, n_sum),
+                speedup=ratio(e_sum, a_sum),
+                accelerated_failures=a_failures,
+                accelerated_note=note,
             )
         )
     return rows
+
+
+def accelerated_targets(result: BenchResult) -> set[str]:
+    return {i.target for i in result.images if i.accelerated}
 
 
 def setting_rows(
@@ -219,7 +312,15 @@ def timing_cell(s: Summary | None) -> str:
     return f"{_s(s.median)} [{_s(s.min, '')}-{_s(s.max, '')}]"
 
 
+def _x(r: Ratio | None) -> str:
+    return "-" if r is None else f"{r.median:.1f}x"
+
+
 def render_overhead(rows: Sequence[OverheadRow]) -> str:
+    """Two sides (emulated, native) as before when no image has native leaves;
+    otherwise three, the accelerated cell of a row without them saying why."""
+    if any(r.native_leaves for r in rows):
+        return _render_three_sides(rows)
     out: list[list[str]] = [["TARGET", "WORKLOAD", "EMULATED", "NATIVE", "RATIO", "RANGE"]]
     for r in rows:
         out.append(
@@ -230,6 +331,49 @@ def render_overhead(rows: Sequence[OverheadRow]) -> str:
                 timing_cell(r.native),
                 f"{r.ratio.median:.1f}x" if r.ratio else "-",
                 f"{r.ratio.low:.1f}-{r.ratio.high:.1f}x" if r.ratio else "-",
+            ]
+        )
+    return format_table(out)
+
+
+def _render_three_sides(rows: Sequence[OverheadRow]) -> str:
+    out: list[list[str]] = [
+        [
+            "TARGET",
+            "WORKLOAD",
+            "EMULATED",
+            "ACCELERATED",
+            "NATIVE",
+            "EMU/NAT",
+            "ACC/NAT",
+            "EMU/ACC",
+            "GOAL",
+        ]
+    ]
+    for r in rows:
+        emulated_failures = r.failures - r.accelerated_failures
+        if r.accelerated_note:
+            accelerated = r.accelerated_note
+        else:
+            accelerated = timing_cell(r.accelerated) + (
+                f" ({r.accelerated_failures} FAILED)" if r.accelerated_failures else ""
+            )
+        goal = r.goal
+        met = r.goal_met
+        out.append(
+            [
+                r.target,
+                r.workload,
+                timing_cell(r.emulated)
+                + (f" ({emulated_failures} FAILED)" if emulated_failures else ""),
+                accelerated,
+                timing_cell(r.native),
+                _x(r.ratio),
+                _x(r.accelerated_ratio),
+                _x(r.speedup),
+                "-"
+                if goal is None
+                else f"{goal.text()}: {'-' if met is None else 'ok' if met else 'MISSED'}",
             ]
         )
     return format_table(out)
@@ -274,23 +418,39 @@ def _mb(n: int | None) -> str:
     return "-" if n is None else f"{n / 1e6:.1f} MB"
 
 
+def native_size_cell(r: ImageSize) -> str:
+    """``71.8 MB (< 120 MB ok)``; why not, for an accelerated image without a size."""
+    if not r.native_leaves:
+        return NO_NATIVE_LEAVES
+    if r.native_size is None:
+        return r.native_size_error or "not measured"
+    verdict = "ok" if r.native_within_goal else "MISSED"
+    return f"{_mb(r.native_size)} (< {_mb(GOAL_NATIVE_TOOLCHAIN)} {verdict})"
+
+
 def render_sizes(rows: Sequence[ImageSize]) -> str:
-    out: list[list[str]] = [["TARGET", "HELPER", "BASE", "ADDED", "BASE IMAGE"]]
+    """The added size per image; with a column for /opt/xarch/native when any image
+    has native leaves."""
+    native = any(r.native_leaves for r in rows)
+    header = ["TARGET", "HELPER", "BASE", "ADDED"]
+    out: list[list[str]] = [
+        [*header, "NATIVE TOOLCHAIN", "BASE IMAGE"] if native else [*header, "BASE IMAGE"]
+    ]
     for r in rows:
-        out.append(
-            [
-                r.target,
-                _mb(r.size),
-                _mb(r.base_size) if r.base_size is not None else "not local",
-                _mb(r.added),
-                r.base,
-            ]
-        )
+        cells = [
+            r.target,
+            _mb(r.size),
+            _mb(r.base_size) if r.base_size is not None else "not local",
+            _mb(r.added),
+        ]
+        if native:
+            cells.append(native_size_cell(r))
+        out.append([*cells, r.base])
     return format_table(out)
 
 
 def render(result: BenchResult) -> str:
-    overhead = overhead_rows(result.series)
+    overhead = overhead_rows(result.series, accelerated_targets(result))
     defaults = {i.target: i.default_cpu for i in result.images}
     settings = setting_rows(result.series, result.emulators, defaults)
     env = result.environment
@@ -302,13 +462,24 @@ def render(result: BenchResult) -> str:
     ]
     for e in result.emulators:
         parts.append(f"  {e.arch}: {e.label}: {e.version}, sha256 {e.sha256[:16]}...")
-    if overhead:
+    if overhead and any(r.native_leaves for r in overhead):
+        parts += [
+            "",
+            "Emulated, accelerated and native (pinned QEMU, the image's QEMU_CPU; emulated = "
+            "the image's own compiler leaves, XARCH_NATIVE_TOOLS=0 in an accelerated image; "
+            "accelerated = its native x86_64 leaves, XARCH_NATIVE_TOOLS=1; median [min-max] of "
+            f"{result.plan.reps} runs; ratios of the medians)",
+            render_overhead(overhead),
+        ]
+    elif overhead:
         parts += [
             "",
             "Emulation overhead (pinned QEMU, the image's QEMU_CPU; median [min-max] of "
             f"{result.plan.reps} runs; ratio = emulated/native medians)",
             render_overhead(overhead),
         ]
+    if overhead:
+        parts += [f"  {i.target}: {i.native_status}" for i in result.images]
     if any(not r.is_default for r in settings):
         parts += [
             "",
@@ -326,15 +497,24 @@ def render(result: BenchResult) -> str:
         if not recs:
             parts.append("  no setting is clearly faster than the default on every workload")
     if result.wheels:
+        accelerated = (
+            "; in an accelerated image twice, with the native leaves (the default) and with "
+            "the emulated ones (XARCH_NATIVE_TOOLS=0 through CIBW_ENVIRONMENT_LINUX)"
+            if any(w.native_leaves for w in result.wheels)
+            else ""
+        )
         parts += [
             "",
             "Wheels: cibuildwheel of the sample C extension in each image (build, repair, "
-            "test) vs natively on the host (pip wheel, install, test; bench/wheels.py); "
-            f"native Python {result.wheels[0].native_python}",
+            f"test){accelerated} vs natively on the host (pip wheel, install, test; "
+            f"bench/wheels.py); native Python {result.wheels[0].native_python}",
             render_wheels(result.wheels),
         ]
     if result.sizes:
-        parts += ["", "Size each helper image adds over its base", render_sizes(result.sizes)]
+        title = "Size each helper image adds over its base"
+        if any(r.native_leaves for r in result.sizes):
+            title += " (NATIVE TOOLCHAIN: du -sb /opt/xarch/native in the image)"
+        parts += ["", title, render_sizes(result.sizes)]
     if result.toolkit:
         parts += ["", "Toolkit overhead", render_toolkit(result.toolkit)]
     for info in result.images:
@@ -351,6 +531,8 @@ def render(result: BenchResult) -> str:
             where = (
                 "native" if s.kind == "native" else f"{s.emulator} QEMU_CPU={s.cpu or '(image)'}"
             )
+            if s.kind == "accelerated":
+                where += ", native leaves"
             parts.append(f"  {s.target} {s.workload} [{where}] round {f.round + 1}: {f.reason}")
             parts += [f"    | {ln}" for ln in f.output.splitlines()[-15:]]
     for t in result.toolkit:
@@ -377,7 +559,14 @@ def to_json(result: BenchResult) -> dict[str, Any]:
         "environment": result.environment,
         "emulators": [e.to_json() for e in result.emulators],
         "images": [i.to_json() for i in result.images],
-        "overhead": [r.to_json() for r in overhead_rows(result.series)],
+        "overhead": [
+            r.to_json() for r in overhead_rows(result.series, accelerated_targets(result))
+        ],
+        "goals": {
+            "workloads": {w: g.to_json() for w, g in GOALS.items()},
+            "cibuildwheel_max_vs_native": WHEEL_GOAL,
+            "native_toolchain_max_bytes": GOAL_NATIVE_TOOLCHAIN,
+        },
         "settings": [r.to_json() for r in settings],
         "recommendations": [
             {
@@ -410,10 +599,104 @@ def write_json(result: BenchResult, path: Path) -> Path:
 # ------------------------------------------------------------------------------ chart
 
 
+@dataclass(frozen=True)
+class Bar:
+    """One bar of the chart: a ratio's median with whiskers to its range."""
+
+    value: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class BarGroup:
+    label: str  # the legend: an architecture, or a side (emulated, accelerated, native)
+    bars: tuple[Bar | None, ...]  # one per workload of the panel; None = no bar
+    color: str | None = None  # None = matplotlib's cycle
+
+
+@dataclass(frozen=True)
+class ChartPanel:
+    title: str
+    ylabel: str
+    workloads: tuple[str, ...]
+    groups: tuple[BarGroup, ...]
+    labels_inside: bool  # the bar's value written inside it (else above)
+
+
+SIDE_COLORS = {"emulated": "tab:red", "accelerated": "tab:green", "native": "tab:blue"}
+
+
+def _bar(r: Ratio | None) -> Bar | None:
+    return None if r is None else Bar(r.median, r.low, r.high)
+
+
+def chart_panels(rows: Sequence[OverheadRow]) -> list[ChartPanel]:
+    """What the overhead part of the chart draws. Without native leaves anywhere:
+    one panel, emulated/native per workload, a bar per architecture (as before).
+    Otherwise one panel per image, wall time over the native median per workload:
+    emulated, accelerated (with native leaves only) and native (1, whiskers to its
+    own min and max)."""
+    rows = [r for r in rows if r.ratio is not None]
+    if not rows:
+        return []
+    if not any(r.native_leaves for r in rows):
+        workloads = tuple(dict.fromkeys(r.workload for r in rows))
+        groups = []
+        for arch in dict.fromkeys(r.arch for r in rows):
+            by = {r.workload: r for r in rows if r.arch == arch}
+            groups.append(
+                BarGroup(arch, tuple(_bar(by[w].ratio) if w in by else None for w in workloads))
+            )
+        return [
+            ChartPanel(
+                title="Emulation overhead (pinned QEMU)",
+                ylabel="emulated / native wall time",
+                workloads=workloads,
+                groups=tuple(groups),
+                labels_inside=True,
+            )
+        ]
+    panels = []
+    for target in dict.fromkeys(r.target for r in rows):
+        mine = [r for r in rows if r.target == target]
+        workloads = tuple(r.workload for r in mine)
+        leaves = mine[0].native_leaves
+        sides: list[tuple[str, list[Bar | None]]] = [("emulated", [_bar(r.ratio) for r in mine])]
+        if leaves:
+            sides.append(("accelerated", [_bar(r.accelerated_ratio) for r in mine]))
+        sides.append(
+            (
+                "native",
+                [
+                    Bar(1.0, r.native.min / r.native.median, r.native.max / r.native.median)
+                    if r.native is not None and r.native.median > 0
+                    else None
+                    for r in mine
+                ],
+            )
+        )
+        panels.append(
+            ChartPanel(
+                title=f"{target} ({mine[0].arch}): "
+                + ("native leaves" if leaves else NO_NATIVE_LEAVES),
+                ylabel="wall time / native median",
+                workloads=workloads,
+                groups=tuple(
+                    BarGroup(side, tuple(bars), SIDE_COLORS[side]) for side, bars in sides
+                ),
+                labels_inside=False,
+            )
+        )
+    return panels
+
+
 def write_chart(result: BenchResult, path: Path) -> Path | None:
-    """Two panels: emulated/native per workload and image (bars at the median ratio,
-    whiskers to the range), and each QEMU setting's speed against the default.
-    None when matplotlib is missing (the `bench` extra) or there is nothing to plot."""
+    """The overhead panels (:func:`chart_panels`: emulated/native per workload and
+    image, or, with an accelerated image, emulated, accelerated and native per
+    workload for each image; bars at the median ratio, whiskers to the range), and
+    each QEMU setting's speed against the default. None when matplotlib is missing
+    (the `bench` extra) or there is nothing to plot."""
     try:
         import matplotlib
 
@@ -421,8 +704,8 @@ def write_chart(result: BenchResult, path: Path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return None
-    overhead = [r for r in overhead_rows(result.series) if r.ratio is not None]
-    if not overhead:
+    overview = chart_panels(overhead_rows(result.series, accelerated_targets(result)))
+    if not overview:
         return None
     defaults = {i.target: i.default_cpu for i in result.images}
     alt = [
@@ -430,35 +713,41 @@ def write_chart(result: BenchResult, path: Path) -> Path | None:
         for r in setting_rows(result.series, result.emulators, defaults)
         if not r.is_default and r.speedup is not None
     ]
-    panels = 2 if alt else 1
+    panels = len(overview) + (1 if alt else 0)
     fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.6), squeeze=False)
 
-    ax = axes[0][0]
-    workloads = list(dict.fromkeys(r.workload for r in overhead))
-    targets = list(dict.fromkeys(r.arch for r in overhead))
-    width = 0.8 / max(1, len(targets))
-    for i, arch in enumerate(targets):
-        xs, ys, lo, hi = [], [], [], []
-        for j, w in enumerate(workloads):
-            row = next((r for r in overhead if r.arch == arch and r.workload == w), None)
-            if row is None or row.ratio is None:
-                continue
-            xs.append(j + (i - (len(targets) - 1) / 2) * width)
-            ys.append(row.ratio.median)
-            lo.append(row.ratio.median - row.ratio.low)
-            hi.append(row.ratio.high - row.ratio.median)
-        bars = ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=arch)
-        ax.bar_label(
-            bars, labels=[f"{y:.1f}x" for y in ys], label_type="center", fontsize=8, color="white"
-        )
-    ax.set_xticks(range(len(workloads)), workloads)
-    ax.set_ylabel("emulated / native wall time")
-    ax.set_title("Emulation overhead (pinned QEMU)", fontsize=10)
-    ax.axhline(1, color="grey", linewidth=0.8)
-    ax.legend(fontsize=8)
+    for ax, panel in zip(axes[0], overview, strict=False):
+        width = 0.8 / max(1, len(panel.groups))
+        for i, group in enumerate(panel.groups):
+            xs, ys, lo, hi = [], [], [], []
+            for j, bar in enumerate(group.bars):
+                if bar is None:
+                    continue
+                xs.append(j + (i - (len(panel.groups) - 1) / 2) * width)
+                ys.append(bar.value)
+                lo.append(bar.value - bar.low)
+                hi.append(bar.high - bar.value)
+            bars = ax.bar(
+                xs, ys, width, yerr=[lo, hi], capsize=3, label=group.label, color=group.color
+            )
+            if panel.labels_inside:
+                ax.bar_label(
+                    bars,
+                    labels=[f"{y:.1f}x" for y in ys],
+                    label_type="center",
+                    fontsize=8,
+                    color="white",
+                )
+            else:
+                ax.bar_label(bars, labels=[f"{y:.1f}x" for y in ys], padding=2, fontsize=7)
+        ax.set_xticks(range(len(panel.workloads)), panel.workloads)
+        ax.set_ylabel(panel.ylabel)
+        ax.set_title(panel.title, fontsize=10)
+        ax.axhline(1, color="grey", linewidth=0.8)
+        ax.legend(fontsize=8)
 
     if alt:
-        ax2 = axes[0][1]
+        ax2 = axes[0][len(overview)]
         labels = []
         values = []
         colors = []

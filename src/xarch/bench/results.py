@@ -11,6 +11,7 @@ from xarch.bench.runner import Series
 from xarch.bench.toolkit import ImageSize, ToolkitTiming
 from xarch.bench.wheels import WheelRow
 from xarch.bench.workloads import Plan
+from xarch.images.native import LABEL_PREFIX, status_from_labels
 
 #: QEMU's own default model in user mode (7.2 and 10.0), when the image sets no
 #: QEMU_CPU. For ppc64le the probe shows it: the same AT_HWCAP/AT_HWCAP2 as power9.
@@ -29,6 +30,24 @@ class ImageInfo:
     #: per setting key: what the emulated CPU reports (AT_PLATFORM, AT_HWCAP, AT_HWCAP2)
     probes: dict[str, str] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # settings not run, and why
+    #: the image's org.xarch.native.* labels (none: no native compiler leaves)
+    native_labels: dict[str, str] = field(default_factory=dict)
+    native_size: int | None = None  # bytes under /opt/xarch/native (du -sb in the image)
+    native_size_error: str = ""  # why native_size is missing, for an accelerated image
+
+    @property
+    def native_toolchain(self) -> str:
+        return self.native_labels.get(f"{LABEL_PREFIX}.toolchain", "")
+
+    @property
+    def accelerated(self) -> bool:
+        """Carries native compiler leaves: measured emulated, accelerated and native."""
+        return bool(self.native_toolchain)
+
+    @property
+    def native_status(self) -> str:
+        """doctor's line: no native leaves, or which ones and the probe's result."""
+        return status_from_labels(self.native_labels)
 
     @property
     def default_cpu(self) -> str:
@@ -47,6 +66,12 @@ class ImageInfo:
             "versions": self.versions,
             "probes": self.probes,
             "skipped": self.skipped,
+            "native_leaves": self.accelerated,
+            "native_labels": self.native_labels,
+            "native_toolchain": self.native_toolchain or None,
+            "native_status": self.native_status,
+            "native_size": self.native_size,
+            "native_size_error": self.native_size_error,
         }
 
 

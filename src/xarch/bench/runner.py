@@ -2,9 +2,13 @@
 container per helper image (``docker exec`` per run, so container start-up is not
 measured).
 
-Both sides time a run with the same static x86_64 timer (timer.c). Inside the
+Every side times a run with the same static x86_64 timer (timer.c). Inside the
 emulated container it still runs natively, so the measurement is the workload's
 own wall time, without ``docker exec`` and without an emulated timer.
+
+In an accelerated image (one with native compiler leaves, docs/native-compilers.md)
+every run sets XARCH_NATIVE_TOOLS explicitly: ``0`` for the emulated side (unset
+would mean the native leaves), ``1`` for the accelerated side.
 """
 
 from __future__ import annotations
@@ -21,7 +25,14 @@ from typing import Any, Literal, Protocol
 
 from xarch.bench.emulators import Emulator
 from xarch.bench.stats import Summary, summarize
-from xarch.bench.workloads import Invocation, Plan, Side, invocation
+from xarch.bench.workloads import (
+    COMPILER_WORKLOADS,
+    NATIVE_TOOLS_ENV,
+    Invocation,
+    Plan,
+    Side,
+    invocation,
+)
 from xarch.errors import BenchError, XarchError
 from xarch.host import binfmt
 from xarch.model.arch import Arch
@@ -118,9 +129,10 @@ class Failure:
 
 @dataclass
 class Series:
-    """Every run of one workload in one place (native, or an image with one setting)."""
+    """Every run of one workload in one place (native, or an image with one setting;
+    "accelerated": the image's default setting with its native leaves)."""
 
-    kind: Literal["emulated", "native"]
+    kind: Literal["emulated", "accelerated", "native"]
     target: str
     arch: str
     workload: str
@@ -218,22 +230,44 @@ class NativeRunner:
 
 
 class EmulatedRunner:
-    """``docker exec`` in a running container; QEMU_CPU set per run when asked."""
+    """``docker exec`` in a running container; QEMU_CPU set per run when asked.
 
-    def __init__(self, container: Container, python: str, cpu: str = "") -> None:
+    ``native_tools``: None for an image without native leaves (nothing set); in an
+    accelerated image "0" (the emulated side: the image's own leaves) or "1" (the
+    accelerated side), set on every run, over anything the invocation sets.
+    """
+
+    def __init__(
+        self, container: Container, python: str, cpu: str = "", native_tools: str | None = None
+    ) -> None:
         self.container = container
         self.cpu = cpu
+        self.native_tools = native_tools
         self.timer = BOX_TIMER
-        self.side = Side(kind="emulated", inputs=BOX_INPUTS, scratch=BOX_SCRATCH, python=python)
+        self.side = Side(
+            kind="accelerated" if native_tools == "1" else "emulated",
+            inputs=BOX_INPUTS,
+            scratch=BOX_SCRATCH,
+            python=python,
+        )
 
     def with_cpu(self, cpu: str) -> EmulatedRunner:
-        return EmulatedRunner(self.container, self.side.python, cpu)
+        return EmulatedRunner(self.container, self.side.python, cpu, self.native_tools)
 
-    def run(self, argv: Sequence[str], *, workdir: str, env: Mapping[str, str]) -> ExecResult:
+    def with_native_tools(self, value: str) -> EmulatedRunner:
+        return EmulatedRunner(self.container, self.side.python, self.cpu, value)
+
+    def environment(self, env: Mapping[str, str]) -> dict[str, str]:
+        """What one run gets: the invocation's variables, QEMU_CPU, XARCH_NATIVE_TOOLS."""
         full = dict(env)
         if self.cpu:
             full["QEMU_CPU"] = self.cpu
-        return ExecResult(*self.container.exec(argv, workdir=workdir, env=full))
+        if self.native_tools is not None:
+            full[NATIVE_TOOLS_ENV] = self.native_tools
+        return full
+
+    def run(self, argv: Sequence[str], *, workdir: str, env: Mapping[str, str]) -> ExecResult:
+        return ExecResult(*self.container.exec(argv, workdir=workdir, env=self.environment(env)))
 
 
 def measure_once(runner: Runner, inv: Invocation, timeout: int) -> tuple[Timing | None, str, str]:
@@ -255,7 +289,7 @@ def identify(workload: str, stdout: str) -> str:
     if m:
         return m.group(1)
     lines = stdout.strip().splitlines()
-    return lines[0] if lines and workload != "gcc" else ""
+    return lines[0] if lines and workload not in COMPILER_WORKLOADS else ""
 
 
 # --------------------------------------------------------------------- binfmt guarding
@@ -311,14 +345,17 @@ class HandlerGuard:
 
 @dataclass(frozen=True)
 class Setting:
-    """An emulator binary and the QEMU_CPU passed ("" = the image's default)."""
+    """An emulator binary and the QEMU_CPU passed ("" = the image's default);
+    ``accelerated``: with the image's native compiler leaves (XARCH_NATIVE_TOOLS=1)."""
 
     emulator: Emulator
     cpu: str = ""
+    accelerated: bool = False
 
     @property
     def key(self) -> str:
-        return f"{self.emulator.key}/{self.cpu or 'default'}"
+        base = f"{self.emulator.key}/{self.cpu or 'default'}"
+        return f"{base}/accelerated" if self.accelerated else base
 
 
 #: What a run prints when the kernel had no handler for a foreign binary it started.
@@ -346,7 +383,8 @@ def sample(
     workload must reproduce.
     """
     for attempt in range(attempts):
-        run_id = f"{series.emulator or 'native'}-{series.cpu or 'default'}-{round_}-{attempt}"
+        kind = "-accelerated" if series.kind == "accelerated" else ""
+        run_id = f"{series.emulator or 'native'}-{series.cpu or 'default'}{kind}-{round_}-{attempt}"
         inv = invocation(series.workload, runner.side, re.sub(r"[^\w.-]", "_", run_id), plan)
         if guard is not None:
             guard()

@@ -35,6 +35,8 @@ Log = Callable[[str], None]
 GOAL_DOCTOR = 0.5
 GOAL_BUILD_UNCHANGED = 2.0
 GOAL_TEST_IMAGES = 60.0
+#: Issue 10's budget for what the native toolchain (/opt/xarch/native) adds (bytes).
+GOAL_NATIVE_TOOLCHAIN = 120_000_000
 
 
 @dataclass
@@ -274,10 +276,20 @@ class ImageSize:
     size: int
     base: str
     base_size: int | None  # None when the base is not in the local engine
+    #: an accelerated image: the size of /opt/xarch/native (du -sb in its container)
+    native_leaves: bool = False
+    native_size: int | None = None
+    native_size_error: str = ""
 
     @property
     def added(self) -> int | None:
         return None if self.base_size is None else self.size - self.base_size
+
+    @property
+    def native_within_goal(self) -> bool | None:
+        if not self.native_leaves or self.native_size is None:
+            return None
+        return self.native_size < GOAL_NATIVE_TOOLCHAIN
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -287,6 +299,11 @@ class ImageSize:
             "base": self.base,
             "base_size": self.base_size,
             "added": self.added,
+            "native_leaves": self.native_leaves,
+            "native_toolchain_size": self.native_size,
+            "native_toolchain_size_error": self.native_size_error,
+            "native_toolchain_goal": GOAL_NATIVE_TOOLCHAIN if self.native_leaves else None,
+            "native_toolchain_within_goal": self.native_within_goal,
         }
 
 

@@ -8,6 +8,14 @@ pushed helper image, by digest): cibuildwheel sets up the isolated build environ
 and runs the project's tests, all inside the image under QEMU. Timed: the whole
 cibuildwheel run (container start and copy included).
 
+Accelerated (an image with native compiler leaves, docs/native-compilers.md): the
+same cibuildwheel run twice, first as it comes (the native leaves: XARCH_NATIVE_TOOLS
+unset), then with the image's own, emulated leaves: the bench appends
+``XARCH_NATIVE_TOOLS=0`` to ``CIBW_ENVIRONMENT_LINUX`` for that run
+(:func:`emulated_leaves_environ`), so cibuildwheel sets it in the build container.
+The native-leaves run goes first: a one-time cost (the image's first use) lands on
+it, never flattering it.
+
 Native: what can be matched on this host. An x86_64 manylinux image cannot be pulled
 here, so the native side is not cibuildwheel: in a fresh venv of the host's Python
 (python3.9 when there is one, the image's minor; else the running Python, said in the
@@ -23,12 +31,13 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from xarch.bench.sample_cext import CEXT_FILES
+from xarch.bench.workloads import NATIVE_TOOLS_ENV
 from xarch.errors import XarchError
 from xarch.model.config import Config, Target
 from xarch.model.report import report_path
@@ -40,6 +49,16 @@ Log = Callable[[str], None]
 #: The interpreter minor of the sample's builds (`build = "cp39-*"`).
 IMAGE_PYTHON = "3.9"
 NATIVE_STEPS = "pip wheel (isolated build env) + pip install wheel, pytest + pytest"
+#: Issue 10's goal: cibuildwheel with the native leaves at most this many times native.
+WHEEL_GOAL = 1.5
+
+
+def _over(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
+def _round(x: float | None) -> float | None:
+    return None if x is None else round(x, 2)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,31 +66,85 @@ class WheelRow:
     target: str
     arch: str
     image: str  # the helper image by digest ("" when not reached)
-    emulated: float | None  # seconds of the cibuildwheel run
+    #: seconds of the cibuildwheel run with the image's own, emulated compiler leaves
+    #: (in an accelerated image: with XARCH_NATIVE_TOOLS=0)
+    emulated: float | None
     wheel: str
     native: float | None
     native_python: str  # e.g. "3.9.2 (/usr/bin/python3.9)"
     error: str = ""
+    #: the image has native leaves; then ``accelerated`` is the run with them
+    native_leaves: bool = False
+    accelerated: float | None = None
+    accelerated_wheel: str = ""
 
     @property
     def ratio(self) -> float | None:
-        if self.emulated is None or not self.native:
-            return None
-        return self.emulated / self.native
+        """emulated / native"""
+        return _over(self.emulated, self.native)
+
+    @property
+    def accelerated_ratio(self) -> float | None:
+        """accelerated / native"""
+        return _over(self.accelerated, self.native)
+
+    @property
+    def speedup(self) -> float | None:
+        """emulated / accelerated"""
+        return _over(self.emulated, self.accelerated)
+
+    @property
+    def goal_met(self) -> bool | None:
+        r = self.accelerated_ratio
+        return None if not self.native_leaves or r is None else r <= WHEEL_GOAL
 
     def to_json(self) -> dict[str, Any]:
         return {
             "target": self.target,
             "arch": self.arch,
             "image": self.image,
-            "emulated_seconds": None if self.emulated is None else round(self.emulated, 2),
+            "native_leaves": self.native_leaves,
+            "emulated_seconds": _round(self.emulated),
+            "emulated_environment": f"{NATIVE_TOOLS_ENV}=0" if self.native_leaves else "",
+            "accelerated_seconds": _round(self.accelerated),
             "wheel": self.wheel,
-            "native_seconds": None if self.native is None else round(self.native, 2),
+            "accelerated_wheel": self.accelerated_wheel,
+            "native_seconds": _round(self.native),
             "native_python": self.native_python,
             "native_steps": NATIVE_STEPS,
-            "ratio": None if self.ratio is None else round(self.ratio, 2),
+            "ratio": _round(self.ratio),
+            "accelerated_over_native": _round(self.accelerated_ratio),
+            "emulated_over_accelerated": _round(self.speedup),
+            "goal_max_vs_native": WHEEL_GOAL if self.native_leaves else None,
+            "goal_met": self.goal_met,
             "error": self.error,
         }
+
+
+def emulated_leaves_environ(env: Mapping[str, str]) -> dict[str, str]:
+    """The cibuildwheel process's environment for the emulated-leaves run: ``env``
+    with ``XARCH_NATIVE_TOOLS=0`` appended to ``CIBW_ENVIRONMENT_LINUX`` (a
+    space-separated list of NAME=value, evaluated in order, so the last assignment
+    wins). Without a CIBW_ENVIRONMENT_LINUX of the caller's, the variable alone
+    would replace the lower levels (CIBW_ENVIRONMENT, the project's ``environment``);
+    ``CIBW_INHERIT`` ``environment-linux: append`` keeps them and puts ours last.
+    build_wheels (xarch.wheels.run) takes this mapping as its ``environ`` and still
+    prepends its CA variables when a bundle is set."""
+    out = dict(env)
+    ours = f"{NATIVE_TOOLS_ENV}=0"
+    theirs = env.get("CIBW_ENVIRONMENT_LINUX")
+    if theirs is not None:
+        out["CIBW_ENVIRONMENT_LINUX"] = f"{theirs} {ours}".strip()
+        return out
+    out["CIBW_ENVIRONMENT_LINUX"] = ours
+    # Their rule for environment-linux (if any) applied to nothing: they set none.
+    rules = [
+        r.strip()
+        for r in env.get("CIBW_INHERIT", "").split(";")
+        if r.strip() and r.split(":")[0].strip() != "environment-linux"
+    ]
+    out["CIBW_INHERIT"] = "; ".join([*rules, "environment-linux: append"])
+    return out
 
 
 def write_project(dest: Path) -> Path:
@@ -159,9 +232,11 @@ def measure_target(
     report: Path | None,
     ca_bundle: str | None,
     log: Log,
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[float, str, str]:
     """Seconds of cibuildwheel's run in the target's image, the wheel, the image ref.
-    The run is recorded in a copy of the report (the user's last `invoke wheels` stays)."""
+    The run is recorded in a copy of the report (the user's last `invoke wheels` stays).
+    ``environ``: cibuildwheel's environment (None: this process's)."""
     work.mkdir(parents=True, exist_ok=True)
     source = report or report_path()
     copy = work / "report.json"
@@ -174,6 +249,7 @@ def measure_target(
         output=work / "wheelhouse",
         report=copy,
         ca_bundle=ca_bundle,
+        environ=environ,
         log=log,
     )
     [run] = outcome.results
@@ -185,11 +261,13 @@ def wheel_rows(
     targets: Sequence[Target],
     work: Path,
     *,
+    accelerated: Collection[str] = (),
     report: Path | None = None,
     ca_bundle: str | None = None,
     log: Log = print,
 ) -> list[WheelRow]:
-    """One row per target; a failure is recorded in its row (the bench goes on)."""
+    """One row per target; a failure is recorded in its row (the bench goes on).
+    ``accelerated``: the targets whose images have native leaves, built twice."""
     python, python_text = native_python()
     log(f"== wheels: the sample C extension natively (host Python {python_text}) ==")
     native: float | None = None
@@ -202,50 +280,101 @@ def wheel_rows(
         log(f"  {native_error}")
     rows = []
     for t in targets:
-        log(f"== wheels: cibuildwheel in {t.name} ({t.arch.name}) ==")
-        try:
-            seconds, wheel, image = measure_target(
-                config, t, work / t.name, report=report, ca_bundle=ca_bundle, log=log
+        leaves = t.name in accelerated
+        # (label, work dir, environment): the native-leaves run first (module doc).
+        runs: list[tuple[str, Path, Mapping[str, str] | None]] = []
+        if leaves:
+            runs.append(("accelerated", work / t.name / "accelerated", None))
+            runs.append(
+                ("emulated", work / t.name / "emulated", emulated_leaves_environ(os.environ))
             )
-        except XarchError as e:
-            rows.append(
-                WheelRow(
-                    target=t.name,
-                    arch=t.arch.name,
-                    image="",
-                    emulated=None,
-                    wheel="",
-                    native=native,
-                    native_python=python_text,
-                    error="; ".join(x for x in (str(e).splitlines()[0], native_error) if x),
+        else:
+            runs.append(("emulated", work / t.name, None))
+        seconds: dict[str, float] = {}
+        wheels: dict[str, str] = {}
+        image = ""
+        errors = []
+        for label, run_work, environ in runs:
+            how = {
+                "accelerated": ", native leaves",
+                "emulated": f", emulated leaves ({NATIVE_TOOLS_ENV}=0)" if leaves else "",
+            }[label]
+            log(f"== wheels: cibuildwheel in {t.name} ({t.arch.name}){how} ==")
+            try:
+                seconds[label], wheels[label], image = measure_target(
+                    config,
+                    t,
+                    run_work,
+                    report=report,
+                    ca_bundle=ca_bundle,
+                    log=log,
+                    environ=environ,
                 )
-            )
-            continue
+            except XarchError as e:
+                first = str(e).splitlines()[0]
+                errors.append(f"{label}: {first}" if leaves else first)
         rows.append(
             WheelRow(
                 target=t.name,
                 arch=t.arch.name,
                 image=image,
-                emulated=seconds,
-                wheel=wheel,
+                emulated=seconds.get("emulated"),
+                wheel=wheels.get("emulated", ""),
                 native=native,
                 native_python=python_text,
-                error=native_error,
+                error="; ".join(x for x in (*errors, native_error) if x),
+                native_leaves=leaves,
+                accelerated=seconds.get("accelerated"),
+                accelerated_wheel=wheels.get("accelerated", ""),
             )
         )
     return rows
 
 
+def _t(x: float | None) -> str:
+    return "FAILED" if x is None else f"{x:.1f}s"
+
+
+def _x(x: float | None) -> str:
+    return "-" if x is None else f"{x:.1f}x"
+
+
 def render_wheels(rows: Sequence[WheelRow]) -> str:
-    out = [["TARGET", "CIBUILDWHEEL (EMULATED)", "NATIVE", "RATIO", "WHEEL / ERROR"]]
+    """Emulated and native as before; with an accelerated image also the run with its
+    native leaves, the two new ratios and the goal (a row without leaves says so)."""
+    if not any(r.native_leaves for r in rows):
+        out = [["TARGET", "CIBUILDWHEEL (EMULATED)", "NATIVE", "RATIO", "WHEEL / ERROR"]]
+        for r in rows:
+            out.append([r.target, _t(r.emulated), _t(r.native), _x(r.ratio), r.error or r.wheel])
+        return format_table(out)
+    out = [
+        [
+            "TARGET",
+            "EMULATED",
+            "ACCELERATED",
+            "NATIVE",
+            "EMU/NAT",
+            "ACC/NAT",
+            "EMU/ACC",
+            "GOAL",
+            "WHEEL / ERROR",
+        ]
+    ]
     for r in rows:
+        met = r.goal_met
         out.append(
             [
                 r.target,
-                "FAILED" if r.emulated is None else f"{r.emulated:.1f}s",
-                "FAILED" if r.native is None else f"{r.native:.1f}s",
-                "-" if r.ratio is None else f"{r.ratio:.1f}x",
-                r.error or r.wheel,
+                _t(r.emulated),
+                _t(r.accelerated) if r.native_leaves else "no native leaves",
+                _t(r.native),
+                _x(r.ratio),
+                _x(r.accelerated_ratio),
+                _x(r.speedup),
+                f"<= {WHEEL_GOAL:g}x native: {'-' if met is None else 'ok' if met else 'MISSED'}"
+                if r.native_leaves
+                else "-",
+                r.error or r.accelerated_wheel or r.wheel,
             ]
         )
     return format_table(out)
