@@ -183,7 +183,7 @@ def _prove(
         result.native["probe"] = probe.label()
         with tempfile.TemporaryDirectory(prefix="xarch-ctx-") as ctx:
             ctxp = Path(ctx)
-            (ctxp / "Dockerfile").write_text(f"FROM {image_id}\n")
+            (ctxp / "Dockerfile").write_text(native.probed_dockerfile(image_id, labels))
             return engine.build(ctxp, ref, labels, no_cache=False, log=log)
     finally:
         try:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 from xarch.errors import BadInput, ChecksumMismatch, FetchError, XarchError
 from xarch.images.resources import resource_text
-from xarch.model.arch import Arch
+from xarch.model.arch import ARCHES, Arch
 from xarch.model.config import Accelerate, DebPin, Target
 from xarch.model.hashing import sha256_file
 from xarch.oci.engine import Engine
@@ -432,6 +432,14 @@ VERSIONS_SCRIPT = (
 )
 
 
+def platform_arch(platform: str) -> str:
+    """xarch's architecture name for an OCI platform (linux/arm64/v8 -> aarch64)."""
+    for arch in ARCHES.values():
+        if arch.platform == platform:
+            return arch.name
+    return platform
+
+
 def base_versions(engine: Engine, image: str, platform: str) -> tuple[str, str]:
     """(``gcc -dumpfullversion``, the first line of ``as --version``) of ``image``;
     empty strings for a base without gcc."""
@@ -442,8 +450,16 @@ def base_versions(engine: Engine, image: str, platform: str) -> tuple[str, str]:
         code = container.wait()
         out = container.logs()
     if code != 0:
+        hint = ""
+        if "exec format error" in out.lower():
+            hint = (
+                f"\n  hint: an accelerated image is set up and proven under emulation at "
+                f"build time: register a handler first (`invoke binfmt-install --arch "
+                f"{platform_arch(platform)}`), or set accelerate.enabled: false"
+            )
         raise ToolchainError(
-            f"could not read the compiler version of {image} (exit {code}): {out.strip()[-300:]}"
+            f"could not read the compiler version of {image} (exit {code}): "
+            f"{out.strip()[-300:]}{hint}"
         )
     lines = [*out.splitlines(), "", ""][:2]
     return lines[0].strip(), lines[1].strip()
