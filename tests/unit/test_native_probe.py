@@ -199,3 +199,16 @@ def test_linked_programs_are_compared_byte_for_byte(tmp_path: Path) -> None:
     assert result.difference is not None
     assert result.difference.file == "lzss.O2lto-nopic.nc.bin"
     assert "byte offset 11" in result.difference.emulated
+
+
+def test_a_step_failing_the_same_way_on_both_sides_fails_the_probe(tmp_path: Path) -> None:
+    """Both sides failing to link would leave equal .rc files and no program to compare:
+    that is not a pass."""
+    failed = dict(GOOD, **{"lzss.O2-pic.rc": "S 0\nC 0\nL 1\n"})
+    failed["lzss.O2-pic.err"] = "ld: cannot find -lfoo\ncollect2: error: ld returned 1\n"
+    result = sides(tmp_path, failed, failed)
+    assert not result.passed
+    assert result.difference is not None
+    assert (result.difference.file, result.difference.line) == ("lzss.O2-pic.rc", 3)
+    assert "step L exited 1" in result.difference.emulated
+    assert "collect2: error: ld returned 1" in result.difference.emulated

@@ -12,7 +12,7 @@ image's toolchain: the image's ``gcc``/``g++`` drivers, specs, include order,
 Everything comes from pinned ``.deb`` files (verified by sha256 before anything is
 built): the leaves, their x86_64 libraries and loader, and ``patchelf``. Host tools used
 at build time only: ``gcc -static`` (the hook, ``resources/native/hook.c``) and
-``objcopy --strip-debug`` (Debian ships the cross leaves with debug info, 200 MB each).
+``objcopy --strip-all`` (Debian ships the cross leaves with debug info, 200 MB each).
 
 Entry points for the helper build (``images/helper.py``):
 
@@ -319,8 +319,10 @@ def relocate(
         real = src.resolve()
         shipped[rel] = sha256_file(real)
         if executable:
-            log(f"+ objcopy --strip-debug {src.relative_to(tree)} {rel}")
-            _run(["objcopy", "--strip-debug", str(real), str(dest)], "objcopy")
+            # The leaves are executables: their symbol tables serve only a debugger
+            # (plugins resolve against .dynsym, which stays; -fplugin runs emulated).
+            log(f"+ objcopy {' '.join(LEAF_STRIP)} {src.relative_to(tree)} {rel}")
+            _run(["objcopy", *LEAF_STRIP, str(real), str(dest)], "objcopy")
         else:
             shutil.copyfile(real, dest)
         dest.chmod(0o755)
@@ -390,8 +392,13 @@ RESOURCES = (
 )
 
 
+#: How the leaves are copied into the prefix; part of the inputs (it changes the files).
+LEAF_STRIP = ("--strip-all",)
+
+
 def resources_digest() -> str:
     h = hashlib.sha256()
+    h.update(" ".join(LEAF_STRIP).encode() + b"\0")
     for name in RESOURCES:
         h.update(name.encode() + b"\0" + resource_text(name).encode() + b"\0")
     return "sha256:" + h.hexdigest()

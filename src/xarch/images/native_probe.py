@@ -15,7 +15,9 @@ requires:
   a hooked ``ld`` must write the same bytes) and their output (``*.out``), the
   compilers' exit codes (``*.rc``) and the include search lists (``search-*.txt``)
   identical;
-- the same set of files on both sides.
+- the same set of files on both sides;
+- every step (compile, assemble, link, run) succeeded on the emulated side: a step
+  that fails the same way on both sides compares nothing.
 
 The first difference names the file and, for text, the line. The corpus: the bench's
 generated C file (with a ``main``), C++ with templates, exceptions, RTTI and
@@ -182,6 +184,25 @@ def compare_file(name: str, emulated: bytes, native: bytes) -> Difference | None
     return Difference(file=name, line=line, emulated=la, native=lb)
 
 
+def _failed_step(emulated: Path, rc_name: str) -> Difference | None:
+    """A compile, assemble or link that failed on the emulated side makes the probe
+    fail: identical failures on both sides would otherwise pass without comparing
+    the code the step was there to compare."""
+    for number, line in enumerate((emulated / rc_name).read_text().splitlines(), 1):
+        step, _, code = line.partition(" ")
+        if code.strip() != "0":
+            err = emulated / (rc_name.removesuffix(".rc") + ".err")
+            why = err.read_text(errors="replace").strip().splitlines() if err.exists() else []
+            return Difference(
+                file=rc_name,
+                line=number,
+                emulated=f"step {step} exited {code.strip()} with the image's own leaves: "
+                + (" / ".join(why[-3:]) or "no message"),
+                native="not compared: the probe needs every step to succeed emulated",
+            )
+    return None
+
+
 def compare_trees(emulated: Path, native: Path) -> ProbeResult:
     """Compare the probe outputs of both sides (see the module docstring)."""
     a, b = compared_files(emulated), compared_files(native)
@@ -192,6 +213,10 @@ def compare_trees(emulated: Path, native: Path) -> ProbeResult:
             compared=len(a & b),
             difference=Difference(file=name, line=0, emulated=present, native=other),
         )
+    for name in sorted(n for n in a if n.endswith(".rc")):
+        failed = _failed_step(emulated, name)
+        if failed is not None:
+            return ProbeResult(compared=len(a), difference=failed)
     for name in sorted(a):
         diff = compare_file(name, (emulated / name).read_bytes(), (native / name).read_bytes())
         if diff is not None:
@@ -251,16 +276,22 @@ def run_probe(
         shutil.rmtree(workdir)
     write_corpus(workdir)
     log(f"+ docker run {image} sh {PROBE_DIR_IN_IMAGE}/probe.sh {PROBE_DIR_IN_IMAGE}")
-    code = engine.run(
+    with engine.start(
         image,
         ["/bin/sh", f"{PROBE_DIR_IN_IMAGE}/probe.sh", PROBE_DIR_IN_IMAGE],
         platform=platform,
         entrypoint=[],
         network="none",
         volumes={str(workdir): (PROBE_DIR_IN_IMAGE, "rw")},
-    )
+    ) as container:
+        code = container.wait()
+        output = container.logs()
+    for line in output.splitlines():
+        if line.startswith("xarch probe: "):
+            log(f"  {line}")  # each step and its time
     if code != 0:
-        raise ProbeFailed(f"native probe of {image}: probe.sh exited with {code}")
+        tail = "\n    ".join(output.splitlines()[-8:])
+        raise ProbeFailed(f"native probe of {image}: probe.sh exited with {code}:\n    {tail}")
     return _result(workdir, log)
 
 

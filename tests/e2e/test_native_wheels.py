@@ -1,0 +1,163 @@
+"""Accelerated helper images end to end (issue 10): `build-images` of the aarch64
+stand-in of config/offline-native.yaml relocates the native x86_64 leaves into it and
+proves it with the probe corpus; `push-images` publishes it; `test-images` repeats the
+probe and builds a C and a C++ extension both ways; cibuildwheel, unchanged, builds,
+repairs and tests the C++ and the C sample in it; doctor says the leaves work here.
+
+Real parts only: the CLI as a user runs it (the `xarch` console script of this venv),
+the engine, the embedded registry, binfmt_misc as the host has it (the aarch64 handler
+must be registered, as the quick start leaves it; nothing here changes it) and
+cibuildwheel from PyPI. The ppc64le accelerated stand-in is not built here: its probe
+alone takes minutes more under emulation (docs/native-compilers.md has its run).
+
+    pytest tests/e2e/test_native_wheels.py -v
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import REPO_ROOT, copy_project, need_handler
+from tests.e2e.test_wheels import PASSED, extension_arch
+from xarch.model.config import Config, load_config
+from xarch.model.report import read_report
+from xarch.publish.pull import pushed_refs
+from xarch.wheels.run import build_wheels
+
+pytestmark = [pytest.mark.docker, pytest.mark.registry, pytest.mark.emulation]
+
+CONFIG = REPO_ROOT / "config" / "offline-native.yaml"
+TARGET = "standin-manylinux2014_aarch64"
+XARCH = Path(sys.executable).with_name("xarch")
+
+
+@dataclass(frozen=True)
+class Accelerated:
+    config: Config
+    report: Path
+    build_dir: Path
+    image: str  # the pushed image by digest
+
+
+def xarch(*args: str, build_dir: Path, timeout: int = 2400) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, XARCH_BUILD_DIR=str(build_dir))
+    return subprocess.run(
+        [str(XARCH), *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def accelerated(
+    handlers: set[str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Accelerated]:
+    """The accelerated aarch64 stand-in, built (with its probe) and pushed once."""
+    need_handler(handlers, "aarch64")
+    build_dir = tmp_path_factory.mktemp("native-build")
+    cfg = ("--config", str(CONFIG), "--target", TARGET)
+    for step in ("build-images", "push-images"):
+        done = xarch(step, *cfg, build_dir=build_dir)
+        assert done.returncode == 0, f"xarch {step}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    report = build_dir / "xarch-report.json"
+    data = read_report(report)
+    [build] = [b for b in data["build"]["targets"] if b["target"] == TARGET]
+    assert build["native"]["toolchain"] == "debian-bullseye-gcc10-aarch64"
+    config = load_config(CONFIG)
+    image = pushed_refs(data, config, config.select([TARGET]), report)[TARGET].ref
+    yield Accelerated(config=config, report=report, build_dir=build_dir, image=image)
+
+
+def test_the_build_proved_the_image_and_labelled_it(accelerated: Accelerated) -> None:
+    from xarch.oci.engine import Engine
+
+    labels = Engine.connect().labels(accelerated.image) or {}
+    assert labels["org.xarch.native.probe"].startswith("passed (")
+    assert labels["org.xarch.native.gcc"] == "10.2.1"
+    assert labels["org.xarch.native.leaves"] == "cc1,cc1plus,as"
+    # every file shipped from the pinned packages is recorded with its sha256
+    files = labels["org.xarch.native.files"].split(",")
+    assert any(f.startswith("lib/gcc-cross/aarch64-linux-gnu/10/cc1@sha256:") for f in files)
+
+
+def test_test_images_repeats_the_probe_and_builds_extensions_both_ways(
+    accelerated: Accelerated,
+) -> None:
+    done = xarch(
+        "test-images", "--config", str(CONFIG), "--target", TARGET,
+        build_dir=accelerated.build_dir,
+    )  # fmt: skip
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-4000:]
+    for test in (
+        "test_the_probe_passes_again_on_this_host",
+        "test_an_extension_built_with_native_leaves_matches_the_emulated_build",
+    ):
+        assert test in out and "PASSED" in out, test
+
+
+def test_doctor_says_the_native_leaves_work_here(accelerated: Accelerated) -> None:
+    done = xarch(
+        "doctor", "--config", str(CONFIG), "--json", build_dir=accelerated.build_dir, timeout=600
+    )
+    report = json.loads(done.stdout)
+    [verdict] = [v for v in report["targets"] if v["target"] == TARGET]
+    assert verdict["native_ok"] is True, verdict["native"]
+    assert "on this host: working" in verdict["native"]
+
+
+@pytest.mark.parametrize("project", ["cppext", "cext"])
+def test_cibuildwheel_builds_repairs_and_tests_in_the_accelerated_image(
+    project: str,
+    accelerated: Accelerated,
+    ca_bundle: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("XARCH_BUILD_DIR", str(tmp_path / "build"))
+    out = tmp_path / "wheelhouse"
+    outcome = build_wheels(
+        accelerated.config,
+        [TARGET],
+        project=copy_project(project, tmp_path),
+        output=out,
+        report=accelerated.report,
+        ca_bundle=ca_bundle,
+    )
+    [wheel] = sorted(out.glob("*.whl"))
+    platform = wheel.name.rsplit("-", 1)[1].removesuffix(".whl")
+    assert "manylinux" in platform and platform.endswith("aarch64")  # repaired
+    assert extension_arch(wheel) == "aarch64"
+    [run] = outcome.results
+    assert PASSED[project] in Path(run.log).read_text()  # its tests passed in the image
+    section = read_report(accelerated.report)["wheels"]
+    assert section["runs"][0]["images"] == {"CIBW_MANYLINUX_AARCH64_IMAGE": accelerated.image}
+
+
+def test_a_toolchain_of_another_gcc_version_is_refused_before_anything_is_built(
+    handlers: set[str], tmp_path: Path
+) -> None:
+    """The pins say gcc 10.2.0, the stand-in has 10.2.1: exit 2 naming both, and the
+    image (if one was built before) is not touched."""
+    from xarch.oci.engine import Engine
+
+    need_handler(handlers, "aarch64")
+    text = CONFIG.read_text()
+    assert text.count('gcc: "10.2.1"') == 1
+    bad = tmp_path / "mismatch.yaml"
+    bad.write_text(text.replace('gcc: "10.2.1"', 'gcc: "10.2.0"'))
+    engine = Engine.connect()
+    ref = "127.0.0.1:5000/xarch-native/standin-manylinux2014:native-aarch64"
+    before = (engine.inspect(ref) or {}).get("Id")
+    done = xarch("build-images", "--config", str(bad), "--target", TARGET, build_dir=tmp_path)
+    assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "the base's gcc is 10.2.1" in done.stderr
+    assert "is gcc 10.2.0" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert (engine.inspect(ref) or {}).get("Id") == before
