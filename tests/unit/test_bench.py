@@ -168,9 +168,15 @@ def test_inputs_are_written_for_every_workload(tmp_path: Path) -> None:
         workloads.QUICK.c_functions
     )
     assert (tmp_path / workloads.PY_LOOP).is_file()
-    assert sorted(p.name for p in (tmp_path / workloads.EXT_PROJECT).iterdir()) == sorted(
-        workloads.EXT_FILES
+    ext = tmp_path / workloads.EXT_PROJECT
+    assert sorted(p.name for p in ext.iterdir()) == sorted(
+        [*workloads.EXT_FILES, workloads.EXT_HEAVY]
     )
+    # compile-heavy: the generated C file is part of the extension's sources
+    assert (ext / workloads.EXT_HEAVY).read_text() == workloads.generate_c_source(
+        workloads.QUICK.c_functions
+    )
+    assert f'"{workloads.EXT_HEAVY}"' in (ext / "setup.py").read_text()
 
 
 def test_python_loop_prints_the_same_checksum_every_time(tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ CXX_SOURCE = "generated.cpp"
 LINK_MAIN = "link_main.c"  # the program's main(), linked with the generated C file
 PY_LOOP = "dictloop.py"
 EXT_PROJECT = "ext"
+EXT_HEAVY = "heavy.c"  # the generated C file, compiled into the pip-wheel extension
 #: No index, no cache, no self-update check: pip must not touch the network.
 PIP_ENV = {
     "PIP_NO_INDEX": "1",
@@ -178,7 +179,7 @@ EXT_FILES = {
         "setup(\n"
         '    name="xbench-ext",\n'
         '    version="1.0",\n'
-        '    ext_modules=[Extension("xbench_ext", ["xbench_ext.c"])],\n'
+        '    ext_modules=[Extension("xbench_ext", ["xbench_ext.c", "heavy.c"])],\n'
         ")\n"
     ),
     "xbench_ext.c": (
@@ -320,6 +321,9 @@ def write_inputs(directory: Path, plan: Plan) -> None:
     ext.mkdir(exist_ok=True)
     for name, text in EXT_FILES.items():
         (ext / name).write_text(text)
+    # Compile-heavy: the extension carries the plan's generated C file too, so the wheel
+    # is mostly compiling, as the wheels the native leaves are for.
+    (ext / EXT_HEAVY).write_text(generate_c_source(plan.c_functions))
 
 
 # --------------------------------------------------------------------------- commands

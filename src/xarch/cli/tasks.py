@@ -628,7 +628,10 @@ def wheels(
     help={
         "config": CONFIG_HELP,
         "target": TARGET_HELP,
-        "quick": "fewer repetitions, smaller workloads, one alternative setting (< 5 min)",
+        "quick": "fewer repetitions, smaller workloads, one alternative setting (a few "
+        "minutes per image; an accelerated image adds its third column)",
+        "wheels": "also the wheel row with --quick: cibuildwheel of the sample C extension "
+        "in each image against a native build (minutes per image; the full plan has it)",
         "output": "directory for bench.json and bench-emulation.png (default build/bench)",
     },
     iterable=["target"],
@@ -640,12 +643,21 @@ def bench(
     config: str = DEFAULT_CONFIG,
     target: list[str] | None = None,
     quick: bool = False,
+    wheels: bool = False,
     output: str | None = None,
 ) -> None:
-    """Measure emulation overhead, QEMU settings, the toolkit's own overhead and image sizes."""
-    from xarch.bench.bench import bench as run
+    """Measure emulation overhead, QEMU settings, the toolkit's own overhead and image sizes.
 
-    run(_load(config), target or None, quick=quick, output=Path(output) if output else None)
+    An image with native compiler leaves is measured emulated, accelerated and native."""
+    import dataclasses
+
+    from xarch.bench.bench import bench as run
+    from xarch.bench.workloads import FULL, QUICK
+
+    plan = QUICK if quick else FULL
+    if wheels:
+        plan = dataclasses.replace(plan, wheels=True)
+    run(_load(config), target or None, plan=plan, output=Path(output) if output else None)
 
 
 ns = Collection()
