@@ -50,6 +50,9 @@ SIDES = ("emulated", "native")
 Log = Callable[[str], None]
 
 
+NOT_COMPARED = "not compared: the probe needs every step to succeed emulated"
+
+
 class ProbeFailed(XarchError):
     """The native leaves did not produce what the emulated ones did: exit 1, the image
     is not tagged as accelerated."""
@@ -198,7 +201,7 @@ def _failed_step(emulated: Path, rc_name: str) -> Difference | None:
                 line=number,
                 emulated=f"step {step} exited {code.strip()} with the image's own leaves: "
                 + (" / ".join(why[-3:]) or "no message"),
-                native="not compared: the probe needs every step to succeed emulated",
+                native=NOT_COMPARED,
             )
     return None
 
@@ -260,8 +263,13 @@ def require_passed(result: ProbeResult, image: str) -> None:
         return
     if result.difference is None:
         raise ProbeFailed(f"native probe of {image}: the probe produced no outputs")
+    what = (
+        "a step failed with the image's own (emulated) leaves, so nothing was compared, at"
+        if result.difference.native == NOT_COMPARED
+        else "the native leaves differ from the emulated ones at"
+    )
     raise ProbeFailed(
-        f"native probe of {image}: the native leaves differ from the emulated ones at "
+        f"native probe of {image}: {what} "
         f"{result.difference.describe()}\n  hint: the image is not tagged as accelerated; "
         "set accelerate.enabled: false for this target to build it without acceleration"
     )

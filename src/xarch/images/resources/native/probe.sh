@@ -14,7 +14,13 @@
 # search lists the drivers report.
 set -u
 DIR=$1
-PYINC=$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])' 2>/dev/null || echo /usr/include/python3)
+# The image's CPython for Python.h: python3, else the first /usr/bin/python3.N (a
+# stand-in may carry only python3.11), else a manylinux /opt/python interpreter.
+PY=$(command -v python3 || ls /usr/bin/python3.[0-9]* /opt/python/cp3*/bin/python 2>/dev/null | head -n 1)
+PYINC=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])') || {
+    echo "xarch probe: no CPython with Python.h in this image (tried python3, /usr/bin/python3.N, /opt/python)" >&2
+    exit 1
+}
 OBJCOPY=$(command -v objcopy || true)
 
 search_list() {
