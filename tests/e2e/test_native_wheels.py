@@ -69,6 +69,7 @@ def accelerated(
     data = read_report(report)
     [build] = [b for b in data["build"]["targets"] if b["target"] == TARGET]
     assert build["native"]["toolchain"] == "debian-bullseye-gcc10-aarch64"
+    assert build["native"]["probe"].startswith("passed (")  # built now or proven before
     config = load_config(CONFIG)
     image = pushed_refs(data, config, config.select([TARGET]), report)[TARGET].ref
     yield Accelerated(config=config, report=report, build_dir=build_dir, image=image)
@@ -153,7 +154,7 @@ def test_a_toolchain_of_another_gcc_version_is_refused_before_anything_is_built(
     bad = tmp_path / "mismatch.yaml"
     bad.write_text(text.replace('gcc: "10.2.1"', 'gcc: "10.2.0"'))
     engine = Engine.connect()
-    ref = "127.0.0.1:5000/xarch-native/standin-manylinux2014:native-aarch64"
+    ref = "127.0.0.1:5000/xarch-native/standin-manylinux2014_aarch64:native-aarch64"
     before = (engine.inspect(ref) or {}).get("Id")
     done = xarch("build-images", "--config", str(bad), "--target", TARGET, build_dir=tmp_path)
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]

@@ -180,7 +180,7 @@ def _prove(
             )
         native_probe.require_passed(probe, ref)
         labels[f"{native.LABEL_PREFIX}.probe"] = probe.label()
-        result.native["probe"] = probe.label()
+        result.native = native.record_from_labels(labels)
         with tempfile.TemporaryDirectory(prefix="xarch-ctx-") as ctx:
             ctxp = Path(ctx)
             (ctxp / "Dockerfile").write_text(native.probed_dockerfile(image_id, labels))
@@ -217,6 +217,8 @@ def build_target(
         labels.update(native.pin_labels(acc))
     result.inputs_hash = inputs_hash(dockerfile, labels, config.qemu.sha256_for(target.arch))
     if reuse_if_current(engine, result, target.arch, no_cache=no_cache, log=log):
+        if acc is not None:
+            result.native = native.record_from_labels(engine.labels(refs[0]) or {})
         return result
 
     labels[L_INPUTS] = result.inputs_hash
@@ -234,11 +236,7 @@ def build_target(
             nat = native.prepare_native_context(target, cache_dir() / "native", ctxp, log)
             assert nat is not None  # acc is enabled
             labels.update(nat.labels)
-            result.native = {
-                "toolchain": acc.toolchain,
-                "leaves": ",".join(acc.leaves),
-                "size": str(nat.size_bytes),
-            }
+            labels[f"{native.LABEL_PREFIX}.size"] = str(nat.size_bytes)
             log(f"  native toolchain {acc.toolchain}: {nat.size_bytes / 2**20:.1f} MiB "
                 f"under {native.NATIVE_PREFIX}")  # fmt: skip
             tag = unproven_ref(target, result.inputs_hash)

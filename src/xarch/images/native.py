@@ -542,6 +542,13 @@ def check_working(engine: Engine, image: str, arch: Arch) -> tuple[bool, str]:
     return False, f"exit {code}: {tail}"
 
 
+def record_from_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    """The report's ``native`` record of a built image: toolchain, versions, leaves,
+    probe result and the prefix's size in bytes, as its labels say."""
+    keys = ("toolchain", "gcc", "binutils", "leaves", "probe", "size")
+    return {k: labels[f"{LABEL_PREFIX}.{k}"] for k in keys if f"{LABEL_PREFIX}.{k}" in labels}
+
+
 def status_from_labels(labels: Mapping[str, str]) -> str:
     """One line for doctor: whether an image carries proven native leaves."""
     toolchain = labels.get(f"{LABEL_PREFIX}.toolchain")

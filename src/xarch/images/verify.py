@@ -27,7 +27,10 @@ from xarch.oci.engine import Engine
 
 Log = Callable[[str], None]
 MODES = ("host", "F", "no-F", "both")
-SUITE = Path(__file__).parent / "suite" / "test_helper_image.py"
+SUITE_DIR = Path(__file__).parent / "suite"
+#: The image suite: every helper image, and the native leaves of an accelerated one
+#: (those tests skip an image without org.xarch.native labels).
+SUITE = (SUITE_DIR / "test_helper_image.py", SUITE_DIR / "test_native_leaves.py")
 
 
 @dataclass(frozen=True)
@@ -99,13 +102,13 @@ def run_suite(
             sys.executable,
             "-m",
             "pytest",
-            str(SUITE),
+            *(str(f) for f in SUITE),
             "-p",
             "xarch.images.suite.plugin",
             "--rootdir",
-            str(SUITE.parent),
+            str(SUITE_DIR),
             "-c",
-            str(SUITE.parent / "pytest.ini"),
+            str(SUITE_DIR / "pytest.ini"),
             f"--xarch-config={config.path}",
             f"--xarch-binfmt-mode={m}",
             f"--junitxml={out}",
