@@ -9,4 +9,4 @@ export PATH="$PWD/.venv/bin:$PATH"
 printf '+ ruff check\n'; ruff check src tests tasks.py scripts/binfmt-snapshot.py
 printf '+ ruff format --check\n'; ruff format --check src tests tasks.py scripts/binfmt-snapshot.py
 printf '+ mypy --strict\n'; mypy
-printf '+ pytest\n'; exec pytest "$@"
+printf '+ pytest\n'; exec pytest --durations=25 "$@"

@@ -182,6 +182,61 @@ def test_reentrant_in_one_process(lock_file: Path) -> None:
         pass
 
 
+CHILD = (
+    "import sys; from pathlib import Path; from xarch.host.lock import host_lock\n"
+    "with host_lock('build-images', path=Path(sys.argv[1]), timeout=0, log=print):\n"
+    "    print('child ran')"
+)
+
+
+def test_a_child_run_by_the_holder_shares_the_lock_and_leaves_it_held(lock_file: Path) -> None:
+    """The bench holds the lock and times `xarch build-images` as a child: without the
+    handoff the child would wait for its own parent until the timeout."""
+    with host_lock("bench", timeout=0):
+        env, fds = lock.child_handoff()
+        assert set(env) == {lock.INHERIT_ENV} and len(fds) == 1
+        child = subprocess.run(
+            [sys.executable, "-c", CHILD, str(lock_file)],
+            env={**os.environ, **env},
+            pass_fds=fds,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert child.returncode == 0, child.stderr
+        assert "child ran" in child.stdout
+        # the child did not unlock its parent's lock: a stranger still cannot take it
+        stranger = subprocess.run(
+            [sys.executable, "-c", CHILD, str(lock_file)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert stranger.returncode != 0 and "LockTimeout" in stranger.stderr
+    assert lock.child_handoff() == ({}, ())  # nothing to hand down when not holding
+
+
+def test_a_handed_down_number_that_is_not_the_lock_is_ignored(
+    lock_file: Path, holder: Holder, tmp_path: Path
+) -> None:
+    """XARCH_LOCK_FD naming some other open file does not let a run past the holder."""
+    other = tmp_path / "other"
+    other.write_text("")
+    fd = os.open(other, os.O_RDONLY)
+    try:
+        child = subprocess.run(
+            [sys.executable, "-c", CHILD, str(lock_file)],
+            env={**os.environ, lock.INHERIT_ENV: str(fd)},
+            pass_fds=(fd,),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        os.close(fd)
+    assert child.returncode != 0 and "LockTimeout" in child.stderr
+
+
 def test_released_on_exception(lock_file: Path) -> None:
     with pytest.raises(RuntimeError), host_lock("bench", timeout=0):
         raise RuntimeError("boom")

@@ -23,6 +23,7 @@ from xarch.bench.runner import tail
 from xarch.bench.stats import Summary, summarize
 from xarch.host import binfmt
 from xarch.host import emulators as hostemu
+from xarch.host.lock import child_handoff
 from xarch.images.installer import local_probe_image
 from xarch.model.arch import get_arch
 from xarch.model.config import Config, Target, load_config
@@ -74,11 +75,13 @@ def _xarch_cmd() -> list[str]:
 
 def run_cli(args: Sequence[str], build_dir: Path) -> tuple[float, subprocess.CompletedProcess[str]]:
     """Run ``xarch ARGS`` in the current directory; (wall seconds, process)."""
-    env = {**os.environ, "XARCH_BUILD_DIR": str(build_dir)}
+    handoff, fds = child_handoff()  # the bench holds the host lock; the child shares it
+    env = {**os.environ, "XARCH_BUILD_DIR": str(build_dir), **handoff}
     start = time.monotonic()
     r = subprocess.run(
         [*_xarch_cmd(), *args],
         env=env,
+        pass_fds=fds,
         capture_output=True,
         text=True,
         errors="replace",

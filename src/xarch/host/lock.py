@@ -11,7 +11,9 @@ handlers mid-run.
   (default 600; 0 means do not wait) with exit 1.
 - The kernel releases a flock when its holder exits, however it exits: a lock file
   left by a dead process never blocks; what it records is only informational.
-- Re-entrant within one process: a task that calls another holds it once.
+- Re-entrant within one process: a task that calls another holds it once. A child
+  xarch that a holder runs (the bench timing `build-images`) is handed the lock
+  (``child_handoff``: the descriptor and ``XARCH_LOCK_FD``) instead of waiting for it.
 - Read-only tasks (doctor, binfmt-status, report, registry-status, ci-config,
   pin --check) do not take it.
 """
@@ -41,6 +43,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 LOCK_NAME = "xarch.lock"
 TIMEOUT_ENV = "XARCH_LOCK_TIMEOUT"
+#: Set by child_handoff for a child run while the parent holds the lock.
+INHERIT_ENV = "XARCH_LOCK_FD"
 DEFAULT_TIMEOUT = 600.0
 #: How often a waiting run tries again.
 POLL_INTERVAL = 0.2
@@ -149,6 +153,36 @@ def _try_lock(fd: int) -> bool:
     return True
 
 
+def child_handoff() -> tuple[dict[str, str], tuple[int, ...]]:
+    """(environment, pass_fds) for an xarch child that this process runs while it holds
+    the lock, so the child holds the same lock instead of waiting for its own parent
+    (which would wait for the child: a deadlock until the timeout). Empty when this
+    process holds no lock."""
+    with _HELD.guard:
+        fd = _HELD.fd
+    if fd is None:
+        return {}, ()
+    return {INHERIT_ENV: str(fd)}, (fd,)
+
+
+def _inherited_fd(path: Path) -> int | None:
+    """The lock descriptor a parent handed down (child_handoff), when it is really an
+    open, locked description of ``path``; else None (the normal way is taken)."""
+    value = os.environ.get(INHERIT_ENV, "")
+    if not value.isdigit():
+        return None
+    fd = int(value)
+    try:
+        mine, theirs = os.fstat(fd), os.stat(path)
+    except OSError:
+        return None
+    if (mine.st_dev, mine.st_ino) != (theirs.st_dev, theirs.st_ino):
+        return None
+    # flock on the same open file description that holds the lock succeeds at once;
+    # a description nobody holds is locked anew here, which is also right.
+    return fd if _try_lock(fd) else None
+
+
 @contextmanager
 def host_lock(
     task: str,
@@ -174,6 +208,19 @@ def host_lock(
         return
 
     p = path or lock_path()
+    inherited = _inherited_fd(p)
+    if inherited is not None:
+        # Our parent holds the lock and ran us (the bench timing build-images): we hold
+        # it through the same open file description. Never unlock it: that is the
+        # parent's to do.
+        with _HELD.guard:
+            _HELD.fd, _HELD.depth, _HELD.owner = inherited, 1, me
+        try:
+            yield p
+        finally:
+            with _HELD.guard:
+                _HELD.fd, _HELD.depth, _HELD.owner = None, 0, None
+        return
     wait = timeout_from_env() if timeout is None else timeout
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))
     fd = _open(p)
