@@ -184,7 +184,7 @@ def _prove(
         with tempfile.TemporaryDirectory(prefix="xarch-ctx-") as ctx:
             ctxp = Path(ctx)
             (ctxp / "Dockerfile").write_text(native.probed_dockerfile(image_id, labels))
-            return engine.build(ctxp, ref, labels, no_cache=False, log=log)
+            return engine.build(ctxp, ref, {}, no_cache=False, log=log)  # labels: in the Dockerfile
     finally:
         try:
             engine.remove_image(unproven)
