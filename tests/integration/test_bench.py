@@ -27,6 +27,7 @@ MINIMAL = Plan(
     workloads=(GCC,),
     config_workloads=(),
     c_functions=10,
+    cxx_classes=1,
     python_iterations=1000,
     toolkit=False,
     sizes=True,
