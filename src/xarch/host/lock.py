@@ -107,6 +107,18 @@ class _Held:
 _HELD = _Held()
 
 
+@contextmanager
+def _holding(fd: int, owner: int) -> Iterator[None]:
+    """Record ``fd`` as this process's hold on the lock for the block."""
+    with _HELD.guard:
+        _HELD.fd, _HELD.depth, _HELD.owner = fd, 1, owner
+    try:
+        yield
+    finally:
+        with _HELD.guard:
+            _HELD.fd, _HELD.depth, _HELD.owner = None, 0, None
+
+
 def _open(path: Path) -> int:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -213,13 +225,8 @@ def host_lock(
         # Our parent holds the lock and ran us (the bench timing build-images): we hold
         # it through the same open file description. Never unlock it: that is the
         # parent's to do.
-        with _HELD.guard:
-            _HELD.fd, _HELD.depth, _HELD.owner = inherited, 1, me
-        try:
+        with _holding(inherited, me):
             yield p
-        finally:
-            with _HELD.guard:
-                _HELD.fd, _HELD.depth, _HELD.owner = None, 0, None
         return
     wait = timeout_from_env() if timeout is None else timeout
     say = log or (lambda line: print(line, file=sys.stderr, flush=True))
@@ -228,13 +235,10 @@ def host_lock(
         if not _try_lock(fd):
             _wait(fd, p, task, wait, say)
         _write_record(fd, task)
-        with _HELD.guard:
-            _HELD.fd, _HELD.depth, _HELD.owner = fd, 1, me
         try:
-            yield p
+            with _holding(fd, me):
+                yield p
         finally:
-            with _HELD.guard:
-                _HELD.fd, _HELD.depth, _HELD.owner = None, 0, None
             # Clear the record before unlocking: a later waiter must not read our pid.
             with suppress(OSError):
                 os.ftruncate(fd, 0)

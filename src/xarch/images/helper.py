@@ -225,7 +225,7 @@ def build_target(
     labels[L_REVISION] = revision
     if acc is not None:
         # Refused (exit 2) before anything is fetched or built, naming both versions.
-        gcc_version, as_line = native.base_versions(engine, base.pull_ref, target.arch.platform)
+        gcc_version, as_line = native.base_versions(engine, base.pull_ref, target.arch)
         native.require_match(acc, gcc_version, as_line)
     with tempfile.TemporaryDirectory(prefix="xarch-ctx-") as ctx:
         ctxp = Path(ctx)

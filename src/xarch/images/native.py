@@ -38,7 +38,7 @@ from pathlib import Path
 
 from xarch.errors import BadInput, ChecksumMismatch, FetchError, XarchError
 from xarch.images.resources import resource_text
-from xarch.model.arch import ARCHES, Arch
+from xarch.model.arch import Arch
 from xarch.model.config import Accelerate, DebPin, Target
 from xarch.model.hashing import sha256_file
 from xarch.oci.engine import Engine
@@ -439,30 +439,20 @@ VERSIONS_SCRIPT = (
 )
 
 
-def platform_arch(platform: str) -> str:
-    """xarch's architecture name for an OCI platform (linux/arm64/v8 -> aarch64)."""
-    for arch in ARCHES.values():
-        if arch.platform == platform:
-            return arch.name
-    return platform
-
-
-def base_versions(engine: Engine, image: str, platform: str) -> tuple[str, str]:
+def base_versions(engine: Engine, image: str, arch: Arch) -> tuple[str, str]:
     """(``gcc -dumpfullversion``, the first line of ``as --version``) of ``image``;
     empty strings for a base without gcc."""
-    with engine.start(
-        image, ["/bin/sh", "-c", VERSIONS_SCRIPT], platform=platform, entrypoint=[],
+    code, out = engine.run_output(
+        image, ["/bin/sh", "-c", VERSIONS_SCRIPT], platform=arch.platform, entrypoint=[],
         network="none",
-    ) as container:  # fmt: skip
-        code = container.wait()
-        out = container.logs()
+    )  # fmt: skip
     if code != 0:
         hint = ""
         if "exec format error" in out.lower():
             hint = (
                 f"\n  hint: an accelerated image is set up and proven under emulation at "
                 f"build time: register a handler first (`invoke binfmt-install --arch "
-                f"{platform_arch(platform)}`), or set accelerate.enabled: false"
+                f"{arch.name}`), or set accelerate.enabled: false"
             )
         raise ToolchainError(
             f"could not read the compiler version of {image} (exit {code}): "
@@ -530,12 +520,9 @@ echo same-object
 def check_working(engine: Engine, image: str, arch: Arch) -> tuple[bool, str]:
     """Whether ``image``'s native leaves work on this host: (ok, what was seen)."""
     script = WORKING_SCRIPT.format(prefix=NATIVE_PREFIX, triplet=arch.gnu_triplet)
-    with engine.start(
-        image, ["/bin/sh", "-c", script], platform=arch.platform, entrypoint=[],
-        network="none",
-    ) as container:  # fmt: skip
-        code = container.wait()
-        out = container.logs()
+    code, out = engine.run_output(
+        image, ["/bin/sh", "-c", script], platform=arch.platform, entrypoint=[], network="none"
+    )
     if code == 0 and out.endswith("same-object"):
         return True, "native assembler runs; a compile gives the same object both ways"
     tail = " / ".join(out.splitlines()[-3:]) or "no output"

@@ -284,16 +284,14 @@ def run_probe(
         shutil.rmtree(workdir)
     write_corpus(workdir)
     log(f"+ docker run {image} sh {PROBE_DIR_IN_IMAGE}/probe.sh {PROBE_DIR_IN_IMAGE}")
-    with engine.start(
+    code, output = engine.run_output(
         image,
         ["/bin/sh", f"{PROBE_DIR_IN_IMAGE}/probe.sh", PROBE_DIR_IN_IMAGE],
         platform=platform,
         entrypoint=[],
         network="none",
         volumes={str(workdir): (PROBE_DIR_IN_IMAGE, "rw")},
-    ) as container:
-        code = container.wait()
-        output = container.logs()
+    )
     for line in output.splitlines():
         if line.startswith("xarch probe: "):
             log(f"  {line}")  # each step and its time

@@ -380,6 +380,12 @@ class Engine:
         with self.start(image, command, **kwargs) as container:
             return container.wait()
 
+    def run_output(self, image: str, command: Sequence[str], **kwargs: Any) -> tuple[int, str]:
+        """:meth:`run`, and what the container printed (stdout and stderr, stripped)."""
+        with self.start(image, command, **kwargs) as container:
+            code = container.wait()
+            return code, container.logs()
+
 
 def image_labels(attrs: Mapping[str, Any]) -> dict[str, str]:
     """The labels in an inspected image's config."""
