@@ -181,7 +181,9 @@ def test_bootstraps_run_in_parallel_with_prefixed_logs(
     barrier = threading.Barrier(2, timeout=10)
     done: list[str] = []
 
-    def fake_bootstrap(spec: StandinSpec, emulator: Path, log: standin.Log) -> Path:
+    def fake_bootstrap(
+        spec: StandinSpec, emulator: Path, log: standin.Log, *, shell: Path | None
+    ) -> Path:
         assert len(events) == 2  # both handlers registered before any worker runs
         log("  started")
         barrier.wait()

@@ -15,7 +15,7 @@ from pathlib import Path
 from xarch import __version__
 from xarch.errors import XarchError
 from xarch.host import qemu
-from xarch.images import standin
+from xarch.images import installer, standin
 from xarch.images.helper import build_target, source_revision
 from xarch.images.installer import build_variant
 from xarch.images.results import BuildResult, summary_table
@@ -46,7 +46,13 @@ def build_images(
     if selection.targets:
         log(f"Checking the pinned emulators (QEMU {config.qemu.version})")
     emulators = qemu.ensure_emulators(config.qemu, [t.arch for t in selection.targets], log)
-    standin.prepare_targets(config.registry, selection.targets, emulators, log)
+    standin.prepare_targets(
+        config.registry,
+        selection.targets,
+        emulators,
+        log,
+        shell=lambda: installer.host_shell(config, log),
+    )
     revision = source_revision()
     results: list[BuildResult] = []
     first_error: XarchError | None = None

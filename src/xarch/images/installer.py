@@ -226,23 +226,34 @@ def plan(config: Config, host: InstallerHost) -> Plan:
     )
 
 
-def fetch(config: Config, host: InstallerHost, log: Log) -> dict[str, Path]:
-    """The verified busybox and emulators of a variant: {path in image: host file}."""
+def busybox(config: Config, arch: Arch, log: Log) -> Path:
+    """The pinned static busybox for `arch`, fetched and checked (cached)."""
     inst = installer_settings(config)
-    src = inst.busybox.source(host.arch)
+    src = inst.busybox.source(arch)
     slug = re.sub(r"[^A-Za-z0-9.+-]+", "_", f"{inst.busybox.package}-{inst.busybox.version}")
     got = qemu.ensure_binaries(
         src,
-        {
-            "busybox": (
-                inst.busybox.sha256[host.arch.name],
-                f"installer.busybox.sha256.{host.arch.name}",
-            )
-        },
-        cache_dir() / "busybox" / slug / host.arch.debian_arch,
+        {"busybox": (inst.busybox.sha256[arch.name], f"installer.busybox.sha256.{arch.name}")},
+        cache_dir() / "busybox" / slug / arch.debian_arch,
         log,
     )
-    out = {BUSYBOX_PATH: got["busybox"]}
+    return got["busybox"]
+
+
+def host_shell(config: Config, log: Log) -> Path | None:
+    """This host's pinned static busybox, the shell of the stand-in bootstrap's native
+    dpkg-deb wrappers (images.hostdeb); None when the config pins none for this host."""
+    if config.installer is None:
+        return None
+    arch = host_arch()
+    if arch.name not in config.installer.busybox.sha256:
+        return None
+    return busybox(config, arch, log)
+
+
+def fetch(config: Config, host: InstallerHost, log: Log) -> dict[str, Path]:
+    """The verified busybox and emulators of a variant: {path in image: host file}."""
+    out = {BUSYBOX_PATH: busybox(config, host.arch, log)}
     pin = qemu_pin(config, host)
     emulators = qemu.ensure_binaries(
         pin.source,

@@ -30,9 +30,10 @@ from typing import Any
 
 from xarch.errors import BadInput, BuildError, FetchError, XarchError
 from xarch.host import binfmt
+from xarch.images import hostdeb
 from xarch.images.resources import resource_path
 from xarch.model import children
-from xarch.model.arch import Arch
+from xarch.model.arch import Arch, host_arch
 from xarch.model.children import stopped_on_error
 from xarch.model.config import BootstrapBase, PinnedBase, RegistrySettings, Target
 from xarch.model.hashing import sha256_file
@@ -89,6 +90,12 @@ SPEED_OPTIONS = (
     "--dpkgopt=force-unsafe-io",
     "--hook-dir=/usr/share/mmdebstrap/hooks/eatmydata",
 )
+# Part of the root filesystem (so of the key): merged /usr the way debootstrap makes it
+# (symlinks, and the usr-is-merged package) where the suite has usr-is-merged (bookworm
+# on); bullseye's essential set is not merged, as before. Without it, bookworm's
+# init-system-helpers pulls in usrmerge and with it perl, and converts the root under
+# emulation.
+MERGED_USR_HOOK = "/usr/share/mmdebstrap/hooks/maybe-merged-usr"
 BOOTSTRAP_ATTEMPTS = 3
 # apt errors that a later attempt usually does not see (a mirror mid-sync).
 TRANSIENT_APT_ERRORS = ("Mirror sync in progress", "Hash Sum mismatch", "unexpected size")
@@ -154,6 +161,7 @@ class StandinSpec:
                     "packages": self.packages,
                     "mirror": self.mirror,
                     "dpkg": DPKG_EXCLUDES,
+                    "hooks": [Path(MERGED_USR_HOOK).name],
                 },
                 sort_keys=True,
             ).encode()
@@ -389,8 +397,13 @@ def _publish_debs(downloaded: Path, archive: Path) -> int:
     return n
 
 
-def bootstrap_rootfs(spec: StandinSpec, emulator: Path, log: Log = print) -> Path:
-    """The cached root filesystem tarball for spec, made with mmdebstrap if missing."""
+def bootstrap_rootfs(
+    spec: StandinSpec, emulator: Path, log: Log = print, *, shell: Path | None = None
+) -> Path:
+    """The cached root filesystem tarball for spec, made with mmdebstrap if missing.
+
+    With `shell` (a static busybox for this host), dpkg in the chroot decodes the .debs
+    with the host's dpkg-deb (images.hostdeb)."""
     out = spec.rootfs_path
     if out.is_file():
         log(f"  rootfs cached: {out}")
@@ -399,6 +412,11 @@ def bootstrap_rootfs(spec: StandinSpec, emulator: Path, log: Log = print) -> Pat
         raise BuildError(
             "mmdebstrap is not installed; it bootstraps the offline stand-in bases.\n"
             "  apt-get install mmdebstrap   (or run scripts/setup-host.sh)"
+        )
+    if not Path(MERGED_USR_HOOK).is_dir():
+        raise BuildError(
+            f"this mmdebstrap has no {MERGED_USR_HOOK} (mmdebstrap 1.1 or newer has it); "
+            "upgrade mmdebstrap (Debian 12's 1.3.5 has it)"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out.parent)
@@ -411,7 +429,10 @@ def bootstrap_rootfs(spec: StandinSpec, emulator: Path, log: Log = print) -> Pat
         tempfile.mkdtemp(prefix=f".work-{os.getpid()}-{spec.arch.debian_arch}-", dir=out.parent)
     )
     try:
-        return _bootstrap(spec, emulator, wheels, apt_archive, work, out, log)
+        host_deb = None
+        if shell is not None and spec.arch.debian_arch != host_arch().debian_arch:
+            host_deb = hostdeb.stage(work / "host-deb", shell)
+        return _bootstrap(spec, emulator, wheels, apt_archive, work, out, log, host_deb)
     finally:
         # Even a failed bootstrap keeps the .debs apt fetched (and checked) for the next.
         _publish_debs(work / "debs", apt_archive)
@@ -426,6 +447,7 @@ def _bootstrap(
     work: Path,
     out: Path,
     log: Log,
+    host_deb: Path | None = None,
 ) -> Path:
     tmp = work / "rootfs.tar"
     fetched = work / "debs"
@@ -436,6 +458,9 @@ def _bootstrap(
         "--variant=apt",
         f"--include={','.join(spec.packages)}",
         *(f"--dpkgopt={o}" for o in DPKG_EXCLUDES),
+        f"--hook-dir={MERGED_USR_HOOK}",
+        # Before the eatmydata hook: undone before it, see host-dpkg-deb-customize.sh.
+        *(hostdeb.mmdebstrap_options() if host_deb else ()),
         *SPEED_OPTIONS,
         "--skip=essential/unlink",
         '--setup-hook=mkdir -p "$1/var/cache/apt/archives"',
@@ -457,9 +482,12 @@ def _bootstrap(
     log("+ " + " ".join(_quote(c) for c in cmd))
     log(f"  bootstrapping Debian {spec.base.suite} {spec.arch.debian_arch} (a few minutes, once)")
     start = time.monotonic()
+    if host_deb:
+        log("  the chroot's dpkg decodes each .deb with this host's dpkg-deb (native)")
+    env = {**os.environ, hostdeb.ENV: str(host_deb)} if host_deb else None
     with _emulation(spec.arch, emulator, log):
         for attempt in range(1, BOOTSTRAP_ATTEMPTS + 1):
-            rc, tail = _run_logged(cmd, start, log)
+            rc, tail = _run_logged(cmd, start, log, env=env)
             if rc == 0:
                 break
             tmp.unlink(missing_ok=True)
@@ -474,6 +502,11 @@ def _bootstrap(
                 f"(attempt {attempt + 1}/{BOOTSTRAP_ATTEMPTS})"
             )
             time.sleep(20)
+    checked, absent = hostdeb.verify_rootfs(tmp, DPKG_EXCLUDES)
+    log(
+        f"  every package file matches its package's md5sums ({checked} files; "
+        f"{absent} left out by the path-exclude options)"
+    )
     os.replace(tmp, out)
     log(
         f"  rootfs ready in {time.monotonic() - start:.0f} s: {out} ({_mib(out.stat().st_size)}); "
@@ -482,7 +515,9 @@ def _bootstrap(
     return out
 
 
-def _run_logged(cmd: list[str], start: float, log: Log) -> tuple[int, list[str]]:
+def _run_logged(
+    cmd: list[str], start: float, log: Log, env: dict[str, str] | None = None
+) -> tuple[int, list[str]]:
     # Its own process group: interrupted, mmdebstrap gets SIGTERM (it cleans up its
     # temporary directory), then its whole group SIGKILL, before `work` is removed.
     # Bootstraps run in worker threads: the interrupt reaches the main thread, which
@@ -496,6 +531,7 @@ def _run_logged(cmd: list[str], start: float, log: Log) -> tuple[int, list[str]]
         text=True,
         bufsize=1,
         process_group=0,
+        env=env,
     )
     tail: list[str] = []
     assert proc.stdout is not None
@@ -592,12 +628,14 @@ def prepare_targets(
     targets: Sequence[Target],
     emulators: dict[str, Path],
     log: Log = print,
+    *,
+    shell: Callable[[], Path | None] | None = None,
 ) -> None:
     """prepare_standins for the targets whose base is a stand-in (the others need none)."""
     specs = [
         StandinSpec(base=t.base, arch=t.arch) for t in targets if isinstance(t.base, BootstrapBase)
     ]
-    prepare_standins(registry, specs, emulators, log)
+    prepare_standins(registry, specs, emulators, log, shell=shell)
 
 
 def prepare_standins(
@@ -605,12 +643,16 @@ def prepare_standins(
     specs: list[StandinSpec],
     emulators: dict[str, Path],
     log: Log = print,
+    *,
+    shell: Callable[[], Path | None] | None = None,
 ) -> None:
     """Bootstrap, in parallel, every stand-in root filesystem that is neither in the
     registry nor in the cache, so the builds that follow find them cached.
 
     Each bootstrap is mostly emulated, single-threaded dpkg work: two run side by side
     on two cores in about the time of the longer one. Lines are prefixed by arch.
+    `shell` gives the static busybox of images.hostdeb (asked for only when something
+    is bootstrapped).
     """
     todo: list[StandinSpec] = []
     for spec in specs:  # bad input (suite, mirror) surfaces here, before any bootstrap
@@ -621,6 +663,7 @@ def prepare_standins(
             todo.append(spec)
     if not todo:
         return
+    busybox = shell() if shell is not None else None
     lock = threading.Lock()
 
     def prefixed(arch: str) -> Log:
@@ -645,7 +688,9 @@ def prepare_standins(
         for arch in {s.arch.name: s.arch for s in todo}.values():
             handlers.enter_context(_emulation(arch, emulators[arch.name], log))
         futures = {
-            pool.submit(bootstrap_rootfs, s, emulators[s.arch.name], prefixed(s.arch.name)): s
+            pool.submit(
+                bootstrap_rootfs, s, emulators[s.arch.name], prefixed(s.arch.name), shell=busybox
+            ): s
             for s in todo
         }
         try:
