@@ -219,6 +219,16 @@ if "--print-build-identifiers" in sys.argv:
     sys.exit(0)
 out = pathlib.Path(sys.argv[sys.argv.index("--output-dir") + 1])
 print(f"Building cp39-manylinux_{{arch}} wheel", flush=True)
+meet = os.environ.get("STAND_IN_MEET")  # wait until the other run is under way too
+if meet:
+    import time
+    pathlib.Path(meet, arch).touch()
+    deadline = time.monotonic() + 20
+    while len(list(pathlib.Path(meet).iterdir())) < 2:
+        if time.monotonic() > deadline:
+            print("error: ran alone")
+            sys.exit(3)
+        time.sleep(0.05)
 for name in ("SSL_CERT_FILE", "CIBW_ENVIRONMENT_LINUX", "CIBW_INHERIT"):
     print(f"env {{name}}={{os.environ.get(name, '<unset>')}}")
 if os.environ.get("STAND_IN_FAIL") == arch:
@@ -311,6 +321,66 @@ def test_a_failing_run_leaves_output_untouched_and_shows_the_log_tail(
     section = read_report(report)["wheels"]
     assert section["ok"] is False and section["written"] == []
     assert [r["status"] for r in section["runs"]] == ["ok", "failed"]
+
+
+def test_jobs_run_side_by_side_with_prefixed_lines(tmp_path: Path, stand_in: Path) -> None:
+    cfg = config(tmp_path, [("manylinux2014", "aarch64"), ("manylinux2014", "ppc64le")])
+    report = pushed(tmp_path, cfg)
+    meet = tmp_path / "meet"
+    meet.mkdir()
+    seen: list[str] = []
+    outcome = build_wheels(
+        cfg,
+        project=CEXT,
+        output=tmp_path / "out",
+        report=report,
+        environ={"PATH": "/usr/bin:/bin", "STAND_IN_MEET": str(meet)},
+        cibuildwheel_exe=stand_in,
+        jobs=2,
+        log=seen.append,
+    )
+    # Each run waited for the other to start: they ran at the same time.
+    assert outcome.ok and sorted(p.name for p in meet.iterdir()) == ["aarch64", "ppc64le"]
+    assert "[aarch64] Building cp39-manylinux_aarch64 wheel" in seen
+    assert "[ppc64le] Building cp39-manylinux_ppc64le wheel" in seen
+    assert [r["arch"] for r in read_report(report)["wheels"]["runs"]] == ["aarch64", "ppc64le"]
+    assert len(list((tmp_path / "out").iterdir())) == 2
+
+
+def test_a_failure_among_jobs_moves_no_wheel(tmp_path: Path, stand_in: Path) -> None:
+    cfg = config(tmp_path, [("manylinux2014", "aarch64"), ("manylinux2014", "ppc64le")])
+    report = pushed(tmp_path, cfg)
+    out = tmp_path / "out"
+    with pytest.raises(WheelBuildError, match="cibuildwheel failed for aarch64"):
+        build_wheels(
+            cfg,
+            project=CEXT,
+            output=out,
+            report=report,
+            environ={"PATH": "/usr/bin:/bin", "STAND_IN_FAIL": "aarch64"},
+            cibuildwheel_exe=stand_in,
+            jobs=2,
+            log=lambda _: None,
+        )
+    assert not out.exists()
+    section = read_report(report)["wheels"]
+    assert section["ok"] is False and section["written"] == []
+    assert sorted(r["status"] for r in section["runs"]) == ["failed", "ok"]
+
+
+def test_jobs_below_one_are_refused(tmp_path: Path, stand_in: Path) -> None:
+    cfg = config(tmp_path, [("manylinux2014", "aarch64")])
+    with pytest.raises(BadInput, match="--jobs must be 1 or more"):
+        build_wheels(
+            cfg,
+            project=CEXT,
+            output=tmp_path / "out",
+            report=pushed(tmp_path, cfg),
+            environ={},
+            cibuildwheel_exe=stand_in,
+            jobs=0,
+            log=lambda _: None,
+        )
 
 
 def test_a_target_never_pushed_is_refused_before_any_build(tmp_path: Path, stand_in: Path) -> None:

@@ -597,6 +597,8 @@ def pin(
         "(default build/xarch-report.json)",
         "ca_bundle": "an extra CA bundle (PEM) pip in the images must trust, e.g. a "
         "TLS-intercepting proxy's; off by default",
+        "jobs": "cibuildwheel runs side by side (default 1; an emulated run keeps about "
+        "one core busy, lines are then prefixed by [arch])",
     },
     iterable=["target"],
 )
@@ -610,6 +612,7 @@ def wheels(
     output: str = "wheelhouse",
     report: str | None = None,
     ca_bundle: str | None = None,
+    jobs: int = 1,
 ) -> None:
     """Build a project's wheels with the pinned cibuildwheel in the pushed helper images."""
     from xarch.wheels.run import build_wheels
@@ -621,6 +624,7 @@ def wheels(
         output=Path(output),
         report=Path(report) if report else None,
         ca_bundle=ca_bundle,
+        jobs=jobs,
     )
 
 

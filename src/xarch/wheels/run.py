@@ -16,6 +16,10 @@ Wheels are written into a temporary directory per run and moved into the output
 directory only when every run succeeded: a failed build or test leaves the output as
 it was, prints the tail of the log and exits 1.
 
+With ``jobs`` above 1, up to that many runs go side by side (each emulated run keeps
+about one core busy), their lines prefixed by ``[arch]``; after a failure no further
+run starts, and those under way finish.
+
 The extra CA bundle (``--ca-bundle FILE``, off by default): cibuildwheel copies the
 host's ``SSL_CERT_FILE`` into each container as ``/cibuildwheel-ca-bundle.pem`` but sets
 ``PIP_CERT`` only for pips without truststore. With the option, ``SSL_CERT_FILE`` is set
@@ -29,11 +33,13 @@ for the cibuildwheel process and ``PIP_CERT``, ``SSL_CERT_FILE`` and
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from xarch.errors import BadInput, XarchError
+from xarch.model import children
 from xarch.model.arch import Arch
 from xarch.model.config import Config, Target
 from xarch.model.paths import build_dir
@@ -219,7 +226,7 @@ class BuiltWheel:
 class RunResult:
     run: WheelRun
     identifiers: list[str]
-    status: str = "pending"  # ok | failed
+    status: str = "pending"  # ok | failed | skipped (not started after a failure)
     seconds: float = 0.0
     log: str = ""
     wheels: list[BuiltWheel] = field(default_factory=list)
@@ -295,13 +302,17 @@ def run_cibuildwheel(
             text=True,
             errors="replace",
             bufsize=1,
+            process_group=0,
         )
         assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append((time.monotonic(), line))
-            f.write(line)
-            log(line.rstrip("\n"))
-        rc = proc.wait()
+        # Its own process group, stopped (containers and all) when xarch is interrupted.
+        with children.stopped_on_error(proc), children.tracked(proc):
+            for line in proc.stdout:
+                lines.append((time.monotonic(), line))
+                f.write(line)
+                log(line.rstrip("\n"))
+            rc = proc.wait()
+    children.check_cancelled()
     return rc, lines
 
 
@@ -337,6 +348,7 @@ def build_wheels(
     ca_bundle: str | None = None,
     environ: Mapping[str, str] | None = None,
     cibuildwheel_exe: Path | None = None,
+    jobs: int = 1,
     log: Log = print,
 ) -> WheelsOutcome:
     """Build the project's wheels in the selected targets' pushed helper images.
@@ -345,6 +357,8 @@ def build_wheels(
     each run's selection); the wheels reach ``output`` only when every run succeeded.
     """
     base_env = dict(os.environ if environ is None else environ)
+    if jobs < 1:
+        raise BadInput(f"--jobs must be 1 or more, not {jobs}")
     project = check_project(project)
     # --ca-bundle, else XARCH_CA_BUNDLE (the generated CI's variable; "" = off).
     bundle = check_ca_bundle(ca_bundle if ca_bundle is not None else base_env.get(CA_ENV))
@@ -373,29 +387,64 @@ def build_wheels(
     results: list[RunResult] = []
     started = datetime.now(UTC).isoformat(timespec="seconds")
     written: list[Path] = []
-    try:
-        for n, (run, env, idents) in enumerate(planned, 1):
-            log(f"\n[{n}/{len(planned)}] cibuildwheel {version}: {run.label}")
-            result = RunResult(run=run, identifiers=idents)
-            results.append(result)
-            run_dir = staging / f"{n}-{run.arch.name}"
-            run_dir.mkdir()
-            log_file = logs_dir / f"{n}-{run.arch.name}.log"
-            result.log = str(log_file)
-            t0 = time.monotonic()
-            rc, lines = run_cibuildwheel(exe, project, run_dir, env, log_file, log=log)
-            result.seconds = time.monotonic() - t0
-            result.wheels = wheel_timings(lines)
-            result.files = sorted(p.name for p in run_dir.glob("*.whl"))
-            match_files(result.wheels, result.files)
-            if rc != 0:
-                result.status = "failed"
-                break
-            if not result.files:
-                result.status = "failed"
-                lines.append((time.monotonic(), "cibuildwheel exited 0 but wrote no wheel\n"))
-                break
+    lock = threading.Lock()
+    stop = threading.Event()  # a run failed: start no other
+
+    def one(n: int, run: WheelRun, env: dict[str, str], idents: list[str]) -> RunResult:
+        out = log
+        if jobs > 1:
+
+            def out(line: str) -> None:
+                with lock:
+                    log(f"[{run.arch.name}] {line}")
+
+        result = RunResult(run=run, identifiers=idents)
+        if stop.is_set():
+            result.status = "skipped"
+            return result
+        out(f"[{n}/{len(planned)}] cibuildwheel {version}: {run.label}")
+        run_dir = staging / f"{n}-{run.arch.name}"
+        run_dir.mkdir()
+        log_file = logs_dir / f"{n}-{run.arch.name}.log"
+        result.log = str(log_file)
+        t0 = time.monotonic()
+        rc, lines = run_cibuildwheel(exe, project, run_dir, env, log_file, log=out)
+        result.seconds = time.monotonic() - t0
+        result.wheels = wheel_timings(lines)
+        result.files = sorted(p.name for p in run_dir.glob("*.whl"))
+        match_files(result.wheels, result.files)
+        if rc != 0:
+            result.status = "failed"
+        elif not result.files:
+            result.status = "failed"
+            with log_file.open("a", encoding="utf-8") as f:
+                f.write("cibuildwheel exited 0 but wrote no wheel\n")
+        else:
             result.status = "ok"
+        if result.status != "ok":
+            stop.set()
+        return result
+
+    try:
+        if jobs == 1:
+            for n, (run, env, idents) in enumerate(planned, 1):
+                log("")
+                results.append(one(n, run, env, idents))
+                if stop.is_set():
+                    break
+        else:
+            log(f"\n{len(planned)} cibuildwheel run(s), up to {jobs} side by side")
+            with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+                futures = [
+                    pool.submit(one, n, run, env, idents)
+                    for n, (run, env, idents) in enumerate(planned, 1)
+                ]
+                try:
+                    results = [f.result() for f in futures]
+                except BaseException:
+                    children.stop_all()  # interrupted: stop the runs under way
+                    raise
+            results = [r for r in results if r.status != "skipped"]
         outcome = WheelsOutcome(
             output=output, results=results, written=written, cibuildwheel=version
         )
