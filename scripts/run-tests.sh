@@ -4,7 +4,7 @@
 # (it runs it first; that is quick when nothing is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup-host.sh >/dev/null
+scripts/setup-host.sh --dev >/dev/null
 export PATH="$PWD/.venv/bin:$PATH"
 printf '+ ruff check\n'; ruff check src tests tasks.py scripts/binfmt-snapshot.py
 printf '+ ruff format --check\n'; ruff format --check src tests tasks.py scripts/binfmt-snapshot.py

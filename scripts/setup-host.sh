@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Make a Debian/Ubuntu host (as root) ready for xarch: install what is missing,
 # start the Docker engine when none answers, mount binfmt_misc, and create the
-# Python virtual environment in .venv. Idempotent: a second run changes nothing.
+# Python virtual environment in .venv (with --dev, also the test suite's tools).
+# Idempotent: a second run changes nothing.
 #
 # It does NOT install qemu-user-static or binfmt-support: those register their own
 # binfmt handlers system-wide. xarch fetches its pinned emulators itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+dev=0
+case "${1-}" in
+  --dev) dev=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--dev]   (--dev: also the test suite's tools, .[dev,bench])" >&2; exit 2 ;;
+esac
 
 say() { printf '== %s\n' "$*"; }
 run() { printf '+ %s\n' "$*"; "$@"; }
@@ -67,10 +74,19 @@ fi
 if [ ! -x .venv/bin/python ]; then
   run python3 -m venv .venv
 fi
-if ! .venv/bin/python -c 'import xarch, docker, invoke, yaml, testinfra, ruff, mypy, matplotlib' 2>/dev/null \
-   || [ pyproject.toml -nt .venv/.xarch-installed ]; then
-  run .venv/bin/pip install -q --disable-pip-version-check -e '.[dev,bench]'
-  touch .venv/.xarch-installed
+# xarch and what its tasks need; --dev adds the test suite's tools (linters, type
+# checker, the bench's chart library), which the quick start does not need.
+modules="xarch, docker, invoke, yaml, testinfra, xdist"
+spec=.
+marker=.venv/.xarch-installed
+if [ "$dev" = 1 ]; then
+  modules="$modules, ruff, mypy, matplotlib"
+  spec='.[dev,bench]'
+  marker=.venv/.xarch-installed-dev
+fi
+if ! .venv/bin/python -c "import $modules" 2>/dev/null || [ pyproject.toml -nt "$marker" ]; then
+  run .venv/bin/pip install -q --disable-pip-version-check -e "$spec"
+  touch "$marker" .venv/.xarch-installed  # the dev set includes the base set
 else
   say "Python environment: .venv up to date"
 fi

@@ -242,3 +242,50 @@ def test_stale_work_directories_of_dead_runs_are_removed(tmp_path: Path) -> None
     standin._remove_stale_temporaries(tmp_path)
     assert not dead.exists()
     assert alive.exists()
+
+
+def test_with_an_engine_each_worker_pushes_its_base_and_cached_roots_skip_bootstrap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A root filesystem cached but not in the registry is loaded and pushed without a
+    bootstrap (and without a handler); a missing one is bootstrapped, then pushed by the
+    same worker."""
+    monkeypatch.setenv("XARCH_CACHE_DIR", str(tmp_path))
+    cached, fresh = _spec("bullseye", "aarch64"), _spec("bookworm", "ppc64le")
+    cached.rootfs_path.parent.mkdir(parents=True)
+    cached.rootfs_path.write_bytes(b"tar")
+    events: list[str] = []
+
+    def bootstrap(spec: StandinSpec, emulator: Path, log: standin.Log, *, shell: object) -> Path:
+        if not spec.rootfs_path.is_file():
+            events.append(f"bootstrap {spec.arch.name}")
+        return spec.rootfs_path
+
+    @contextlib.contextmanager
+    def emulation(arch: Arch, emulator: Path, log: standin.Log) -> Iterator[None]:
+        events.append(f"register {arch.name}")
+        yield
+
+    def publish(
+        engine: object, registry: object, spec: StandinSpec, rootfs: Path, log: object
+    ) -> None:
+        events.append(f"push {spec.arch.name} via {engine}")
+
+    monkeypatch.setattr(standin, "bootstrap_rootfs", bootstrap)
+    monkeypatch.setattr(standin, "cached_base", lambda registry, spec: None)
+    monkeypatch.setattr(standin, "_emulation", emulation)
+    monkeypatch.setattr(standin, "publish_standin", publish)
+    standin.prepare_standins(
+        REGISTRY,
+        [cached, fresh],
+        {"aarch64": Path("/e/a"), "ppc64le": Path("/e/p")},
+        lambda _: None,
+        engine=lambda: "engine",  # type: ignore[arg-type,return-value]
+    )
+    assert events[0] == "register ppc64le"  # only the one that bootstraps
+    assert sorted(events[1:]) == [
+        "bootstrap ppc64le",
+        "push aarch64 via engine",
+        "push ppc64le via engine",
+    ]
+    assert events.index("bootstrap ppc64le") < events.index("push ppc64le via engine")

@@ -145,6 +145,8 @@ def push_images(c: Context, config: str = DEFAULT_CONFIG, target: list[str] | No
         "binfmt_mode": "host (as it is), F, no-F, or both (F then no-F); "
         "F/no-F register a temporary handler (root) and restore the host's afterwards",
         "allow_unpinned": "accept bases given by tag alone",
+        "jobs": "images tested side by side (default 0: one per core, at most one per "
+        "image; 1: one after the other)",
     },
     iterable=["target"],
 )
@@ -157,6 +159,7 @@ def test_images(
     junit: str | None = None,
     binfmt_mode: str = "host",
     allow_unpinned: bool = False,
+    jobs: int = 0,
 ) -> None:
     """Prove with pytest + testinfra that each helper image runs its architecture's code."""
     from xarch.images.verify import run_suite
@@ -169,6 +172,7 @@ def test_images(
         mode=binfmt_mode,
         junit=Path(junit) if junit else None,
         allow_unpinned=allow_unpinned,
+        jobs=jobs,
     )
 
 

@@ -52,6 +52,7 @@ def build_images(
         emulators,
         log,
         shell=lambda: installer.host_shell(config, log),
+        engine=lambda: Engine.connect(),
     )
     revision = source_revision()
     results: list[BuildResult] = []

@@ -630,12 +630,13 @@ def prepare_targets(
     log: Log = print,
     *,
     shell: Callable[[], Path | None] | None = None,
+    engine: Callable[[], Engine] | None = None,
 ) -> None:
     """prepare_standins for the targets whose base is a stand-in (the others need none)."""
     specs = [
         StandinSpec(base=t.base, arch=t.arch) for t in targets if isinstance(t.base, BootstrapBase)
     ]
-    prepare_standins(registry, specs, emulators, log, shell=shell)
+    prepare_standins(registry, specs, emulators, log, shell=shell, engine=engine)
 
 
 def prepare_standins(
@@ -645,9 +646,13 @@ def prepare_standins(
     log: Log = print,
     *,
     shell: Callable[[], Path | None] | None = None,
+    engine: Callable[[], Engine] | None = None,
 ) -> None:
     """Bootstrap, in parallel, every stand-in root filesystem that is neither in the
-    registry nor in the cache, so the builds that follow find them cached.
+    registry nor in the cache, so the builds that follow find them cached; with
+    `engine` (one connection per worker), each worker then loads and pushes its base
+    at once, while the others still bootstrap (docker push compresses the layer: tens
+    of seconds per base, no longer one after the other).
 
     Each bootstrap is mostly emulated, single-threaded dpkg work: two run side by side
     on two cores in about the time of the longer one. Lines are prefixed by arch.
@@ -657,13 +662,14 @@ def prepare_standins(
     todo: list[StandinSpec] = []
     for spec in specs:  # bad input (suite, mirror) surfaces here, before any bootstrap
         spec.key()
-        if spec.rootfs_path.is_file() or spec in todo:
+        if spec in todo or (engine is None and spec.rootfs_path.is_file()):
             continue
         if cached_base(registry, spec) is None:
             todo.append(spec)
+    boot = [s for s in todo if not s.rootfs_path.is_file()]
     if not todo:
         return
-    busybox = shell() if shell is not None else None
+    busybox = shell() if shell is not None and boot else None
     lock = threading.Lock()
 
     def prefixed(arch: str) -> Log:
@@ -673,9 +679,20 @@ def prepare_standins(
 
         return out
 
+    def work(spec: StandinSpec) -> None:
+        out = prefixed(spec.arch.name)
+        rootfs = bootstrap_rootfs(spec, emulators[spec.arch.name], out, shell=busybox)
+        if engine is not None:
+            publish_standin(engine(), registry, spec, rootfs, out)
+
     log(
-        f"Bootstrapping {len(todo)} stand-in root filesystem(s) in parallel: "
-        + ", ".join(f"{s.base.suite}/{s.arch.debian_arch}" for s in todo)
+        f"Preparing {len(todo)} stand-in base(s) in parallel: "
+        + ", ".join(
+            f"{s.base.suite}/{s.arch.debian_arch} "
+            + ("(bootstrap" if s in boot else "(cached")
+            + (", load, push)" if engine is not None else ")")
+            for s in todo
+        )
     )
     errors: list[XarchError] = []
     with (
@@ -685,14 +702,9 @@ def prepare_standins(
         # Every architecture's handler is made sure of here, once, before any worker
         # starts: a worker's own temporary handler would restore binfmt_misc as it saw
         # it when it finished, unregistering the handlers the others still run under.
-        for arch in {s.arch.name: s.arch for s in todo}.values():
+        for arch in {s.arch.name: s.arch for s in boot}.values():
             handlers.enter_context(_emulation(arch, emulators[arch.name], log))
-        futures = {
-            pool.submit(
-                bootstrap_rootfs, s, emulators[s.arch.name], prefixed(s.arch.name), shell=busybox
-            ): s
-            for s in todo
-        }
+        futures = {pool.submit(work, s): s for s in todo}
         try:
             for fut in concurrent.futures.as_completed(futures):
                 try:
@@ -721,6 +733,13 @@ def ensure_standin_base(
     if found is not None:
         return found
     rootfs = bootstrap_rootfs(spec, emulator, log)
+    return publish_standin(engine, registry, spec, rootfs, log)
+
+
+def publish_standin(
+    engine: Engine, registry: RegistrySettings, spec: StandinSpec, rootfs: Path, log: Log = print
+) -> PinnedBase:
+    """Load the root filesystem as the stand-in image, push it, record its digest."""
     image = registry.image_name(spec.base.image)
     tag = f"{spec.base.suite}-{spec.arch.name}-{spec.key()}"
     load_rootfs_image(engine, spec, rootfs, f"{image}:{tag}", log)

@@ -10,6 +10,7 @@ entries are restored afterwards, even when the run fails.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -74,11 +75,20 @@ def run_suite(
     junit: Path | None = None,
     allow_unpinned: bool = False,
     pytest_args: list[str] | None = None,
+    jobs: int = 0,
     log: Log = print,
 ) -> list[SuiteRun]:
-    """Run the image suite once per binfmt mode; raise TestFailure if any run failed."""
+    """Run the image suite once per binfmt mode; raise TestFailure if any run failed.
+
+    With more than one target, the tests run on up to `jobs` pytest-xdist workers (0: one
+    per core, at most one per image), shared out one by one; each worker starts its own
+    session container per image it tests (every test is independent of the others).
+    The emulated tests keep a core busy each."""
     if mode not in MODES:
         raise BadInput(f"--binfmt-mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if jobs < 0:
+        raise BadInput(f"--jobs must be 0 (one per core) or more, not {jobs}")
+    workers = min(len(targets), jobs or os.cpu_count() or 1)
     engine = Engine.connect()
     missing = [
         helper_ref(config, t, t.tags[0])
@@ -115,9 +125,11 @@ def run_suite(
             "-v",
             *(f"--xarch-target={t.name}" for t in targets),
             *(["--xarch-allow-unpinned"] if allow_unpinned else []),
+            *(["-n", str(workers), "--dist", "load"] if workers > 1 else ["-p", "no:xdist"]),
             *(pytest_args or []),
         ]
-        log(f"== test-images: {len(targets)} image(s), host binfmt mode {m!r} ==")
+        side = f", {workers} side by side" if workers > 1 else ""
+        log(f"== test-images: {len(targets)} image(s){side}, host binfmt mode {m!r} ==")
         with binfmt_state(m, arches, emulators, log):
             # Interrupted, pytest gets SIGINT so its fixtures remove their containers.
             rc = run_stoppable(cmd, signum=signal.SIGINT, grace=120)
