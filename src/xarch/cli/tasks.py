@@ -145,8 +145,8 @@ def push_images(c: Context, config: str = DEFAULT_CONFIG, target: list[str] | No
         "binfmt_mode": "host (as it is), F, no-F, or both (F then no-F); "
         "F/no-F register a temporary handler (root) and restore the host's afterwards",
         "allow_unpinned": "accept bases given by tag alone",
-        "jobs": "images tested side by side (default 0: one per core, at most one per "
-        "image; 1: one after the other)",
+        "jobs": "pytest-xdist workers the tests are shared out over (default 0: one per "
+        "core, at most one per image; 1: none, one process)",
     },
     iterable=["target"],
 )

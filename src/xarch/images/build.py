@@ -8,8 +8,9 @@ is written before the first error is raised.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from xarch import __version__
@@ -19,12 +20,20 @@ from xarch.images import installer, standin
 from xarch.images.helper import build_target, source_revision
 from xarch.images.installer import build_variant
 from xarch.images.results import BuildResult, summary_table
-from xarch.model.config import Config
+from xarch.model.config import Config, InstallerHost
 from xarch.model.naming import helper_ref, installer_settings, select, variant_refs, variant_target
 from xarch.model.report import write_section
 from xarch.oci.engine import Engine
 
 Log = Callable[[str], None]
+
+
+def _prefetch_installer(config: Config, hosts: Sequence[InstallerHost], log: Log) -> None:
+    for host in hosts:
+        try:
+            installer.fetch(config, host, lambda line: log(f"[installer] {line.lstrip()}"))
+        except (XarchError, OSError) as e:
+            log(f"[installer] prefetch for {host.arch.name} failed ({str(e).splitlines()[0]})")
 
 
 def build_images(
@@ -46,6 +55,13 @@ def build_images(
     if selection.targets:
         log(f"Checking the pinned emulators (QEMU {config.qemu.version})")
     emulators = qemu.ensure_emulators(config.qemu, [t.arch for t in selection.targets], log)
+    # The installer variants' downloads (network, little CPU) go on beside the stand-in
+    # bootstraps (CPU): their builds then find everything cached. A failure here is
+    # only said; the build of the variant fetches again and reports it.
+    prefetch = threading.Thread(
+        target=_prefetch_installer, args=(config, hosts, log), name="installer-fetch", daemon=True
+    )
+    prefetch.start()
     standin.prepare_targets(
         config.registry,
         selection.targets,
@@ -76,6 +92,7 @@ def build_images(
             refs = [helper_ref(config, t, tag) for tag in t.tags]
             results.append(BuildResult.begin("helper", t.name, t.arch, refs, error=str(e)))
             log(f"  {t.name}: FAILED: {str(e).splitlines()[0]}")
+    prefetch.join()
     for i, host in enumerate(hosts, len(selection.targets) + 1):
         name = variant_target(host)
         log(f"[{i}/{total}] {name} ({host.arch.platform})")
