@@ -132,18 +132,24 @@ def ensure_venv(version: str, *, venv: Path | None = None, log: Log = print) -> 
     have = venv_version(venv) if venv.exists() else ""
     if have == version and exe.exists():
         return exe
+    # xarch's own pip installs into the venv (`pip --python`, pip 22.3 and newer): no
+    # copy of pip is seeded into it, which took longer than the install itself.
+    outside = _pip_with_python_option()
     if not (venv / "bin" / "python").exists():
-        log(f"+ {sys.executable} -m venv {venv}")
-        r = subprocess.run(
-            [sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True, check=False
-        )
+        create = [sys.executable, "-m", "venv", *(["--without-pip"] if outside else []), str(venv)]
+        log("+ " + " ".join(create))
+        r = subprocess.run(create, capture_output=True, text=True, check=False)
         if r.returncode != 0:
             raise CibuildwheelError(
                 f"could not create cibuildwheel's venv at {venv}: {_tail(r.stderr or r.stdout)}"
             )
     elif have:
         log(f"cibuildwheel {have} in {venv} is not the pinned {version}: replacing it")
-    cmd = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", f"{DIST}=={version}"]
+    if outside or not (venv / "bin" / "pip").exists():
+        pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")]
+    else:
+        pip = [str(venv / "bin" / "python"), "-m", "pip"]
+    cmd = [*pip, "install", "-q", "--disable-pip-version-check", f"{DIST}=={version}"]
     log("+ " + " ".join(cmd))
     r = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if r.returncode != 0:
@@ -155,6 +161,16 @@ def ensure_venv(version: str, *, venv: Path | None = None, log: Log = print) -> 
             f"remove {venv} and run again"
         )
     return exe
+
+
+def _pip_with_python_option() -> bool:
+    """Whether this interpreter's pip has --python (22.3 and newer)."""
+    try:
+        have = importlib.metadata.version("pip")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    parts = [int(p) for p in re.findall(r"\d+", have)[:2]] + [0, 0]
+    return (parts[0], parts[1]) >= (22, 3)
 
 
 def _tail(text: str, lines: int = 15) -> str:
