@@ -13,12 +13,14 @@ import contextlib
 import os
 import signal
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from xarch.errors import BadInput, NotBuilt, TestFailure
 from xarch.host import binfmt, qemu
+from xarch.images.suite import RUN_ENV, RUN_LABEL
 from xarch.model.arch import Arch
 from xarch.model.children import run_stoppable
 from xarch.model.config import Config, Target
@@ -130,9 +132,16 @@ def run_suite(
         ]
         side = f", {workers} side by side" if workers > 1 else ""
         log(f"== test-images: {len(targets)} image(s){side}, host binfmt mode {m!r} ==")
+        run_id = uuid.uuid4().hex
+        env = {**os.environ, RUN_ENV: run_id}
         with binfmt_state(m, arches, emulators, log):
-            # Interrupted, pytest gets SIGINT so its fixtures remove their containers.
-            rc = run_stoppable(cmd, signum=signal.SIGINT, grace=120)
+            try:
+                # Interrupted, pytest gets SIGINT so its fixtures remove their containers;
+                # an xdist worker stopped before its fixtures ran leaves them, so every
+                # container labelled with this run is removed here too.
+                rc = run_stoppable(cmd, signum=signal.SIGINT, grace=120, env=env)
+            finally:
+                engine.remove_labelled(RUN_LABEL, run_id)
         runs.append(SuiteRun(mode=m, returncode=rc, junit=out))
         log(f"JUnit report: {out}")
     failed = [r for r in runs if r.returncode != 0]

@@ -380,6 +380,17 @@ class Engine:
         with self.start(image, command, **kwargs) as container:
             return container.wait()
 
+    def remove_labelled(self, label: str, value: str) -> int:
+        """Remove (forced) every container whose `label` is `value`; how many. Best
+        effort, as Container.remove: it runs while cleaning up after an interrupt."""
+        n = 0
+        with contextlib.suppress(docker.errors.APIError, requests.RequestException):
+            for c in self.client.containers.list(all=True, filters={"label": f"{label}={value}"}):
+                with contextlib.suppress(docker.errors.APIError, requests.RequestException):
+                    c.remove(force=True)
+                    n += 1
+        return n
+
     def run_output(self, image: str, command: Sequence[str], **kwargs: Any) -> tuple[int, str]:
         """:meth:`run`, and what the container printed (stdout and stderr, stripped)."""
         with self.start(image, command, **kwargs) as container:

@@ -6,6 +6,7 @@ that the suite runs the same from any working directory.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import pytest
 import testinfra
 
 from xarch.errors import DaemonError
+from xarch.images.suite import RUN_ENV, RUN_LABEL
 from xarch.model.config import Config, Target, load_config
 from xarch.model.naming import helper_ref
 from xarch.oci.engine import Container, Engine
@@ -102,7 +104,7 @@ def container(image: ImageUnderTest, docker_client: docker.DockerClient) -> Iter
             image.ref,
             ["sleep", "infinity"],
             platform=image.target.arch.platform,
-            labels={"io.xarch.test-images": "1"},
+            labels=run_labels(),
         )
     except DaemonError as e:
         pytest.fail(f"{e}\n" + explain_start_failure(e.detail, image.target))
@@ -137,11 +139,20 @@ def explain_start_failure(output: str, target: Target) -> str:
     return ""
 
 
+def run_labels() -> dict[str, str]:
+    """The labels of every container the suite starts: test-images removes the ones of
+    its run (RUN_LABEL) when the run ends, interrupted or not, whichever worker or
+    `docker run` started them."""
+    return {"io.xarch.test-images": "1", RUN_LABEL: os.environ.get(RUN_ENV, "")}
+
+
 def docker_run(
     ref: str, platform: str, args: list[str], entrypoint: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     """`docker run --rm` through the CLI, as a user (or cibuildwheel) would start it."""
     cmd = ["docker", "run", "--rm", "--platform", platform]
+    for k, v in run_labels().items():
+        cmd += ["--label", f"{k}={v}"]
     if entrypoint is not None:
         cmd += ["--entrypoint", entrypoint]
     cmd += [ref, *args]
