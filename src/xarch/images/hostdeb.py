@@ -23,14 +23,12 @@ import re
 import shutil
 import subprocess
 import tarfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
 from xarch.errors import BuildError
 from xarch.images.resources import resource_path
-
-Log = Callable[[str], None]
 
 TOOLS = ("dpkg-deb", "dpkg-split")
 EXTRACT_HOOK = "host-dpkg-deb-extract.sh"
@@ -124,14 +122,11 @@ def verify_rootfs(tar: Path, excludes: Sequence[str]) -> tuple[int, int]:
     files: dict[str, str] = {}  # resolved path -> md5
     links: dict[str, str] = {}
     with tarfile.open(tar) as t:
-        members = t.getmembers()
-        for m in members:
-            name = m.name[2:] if m.name.startswith("./") else m.name
+        members = [(m.name.removeprefix("./"), m) for m in t.getmembers()]
+        for name, m in members:
             if m.issym():
                 links[name.rstrip("/")] = m.linkname
-        for m in members:
-            name = m.name[2:] if m.name.startswith("./") else m.name
-            if m.isfile() and name.startswith("var/lib/dpkg/info/") and name.endswith(".md5sums"):
+            elif m.isfile() and name.startswith("var/lib/dpkg/info/") and name.endswith(".md5sums"):
                 f = t.extractfile(m)
                 assert f is not None
                 pkg = posixpath.basename(name)[: -len(".md5sums")]
@@ -140,8 +135,7 @@ def verify_rootfs(tar: Path, excludes: Sequence[str]) -> tuple[int, int]:
                     if md5 and path:
                         sums.append((pkg, path, md5))
         wanted = {_resolve(p, links) for _, p, _ in sums}
-        for m in members:
-            name = m.name[2:] if m.name.startswith("./") else m.name
+        for name, m in members:
             if name in wanted and (m.isfile() or m.islnk()):
                 f = t.extractfile(m)  # a hard link reads as its target
                 assert f is not None
