@@ -78,6 +78,9 @@ def test_generated_github_wheel_job_runs_as_written(
     # cibuildwheel's test-command (the project's pytest suite) ran in the image.
     build = next(r for r in results if r.name.startswith("Build wheels"))
     assert " passed" in build.output
+    # The sample names no frontend and the stand-in has uv: the job picked build[uv].
+    assert "xarch: frontend build[uv]" in build.output
+    assert "--installer=uv" in build.output
 
 
 @pytest.mark.parametrize("arch", ARCHES)
@@ -100,3 +103,4 @@ def test_generated_gitlab_wheel_job_runs_as_written(
     [wheel] = wheels_for(result.files, arch)
     assert "-cp39-cp39-manylinux" in Path(wheel).name
     assert " passed" in result.output
+    assert "xarch: frontend build[uv]" in result.output

@@ -3,6 +3,7 @@ cibuildwheel.version, and carry the same extra CA bundle option (off by default)
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,72 @@ def test_venv_version_reads_the_installed_distribution(tmp_path: Path) -> None:
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cibuildwheel\nVersion: 4.3.4\n")
     assert venv_version(tmp_path) == "4.3.4"
+
+
+# The job's frontend lines, run by bash as the job runs them. Where the project or its
+# environment decides, no image is looked into: `docker` here is a command that fails
+# loudly, so reaching it fails the test. (The image look-up itself runs in
+# tests/e2e/test_generated_ci.py against the real stand-in.)
+FRONTEND_CASES = [
+    ({"CIBW_BUILD_FRONTEND": "pip"}, "", "pip", "xarch: frontend pip (CIBW_BUILD_FRONTEND)"),
+    ({}, '[tool.cibuildwheel]\nbuild-frontend = "build"\n', "", "as pyproject.toml sets it"),
+    (
+        {"CIBW_ENVIRONMENT_LINUX": "PIP_INDEX_URL=https://mirror/simple"},
+        "",
+        "",
+        "frontend build (kept",
+    ),
+    ({}, "[tool.cibuildwheel]\nenvironment-pass = ['PIP_EXTRA_INDEX_URL']\n", "", "(kept"),
+]
+
+
+@pytest.mark.parametrize(("env", "toml", "frontend", "said"), FRONTEND_CASES)
+def test_the_jobs_frontend_lines_leave_a_projects_choice_alone(
+    env: dict[str, str], toml: str, frontend: str, said: str, tmp_path: Path
+) -> None:
+    from xarch.ci.workflows import FRONTEND_LINES
+
+    (tmp_path / "pyproject.toml").write_text(toml)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text("#!/bin/sh\necho 'docker must not run' >&2\nexit 99\n")
+    (bin_dir / "docker").chmod(0o755)
+    script = "\n".join(FRONTEND_LINES) + '\necho "FRONTEND=${CIBW_BUILD_FRONTEND:-}"\n'
+    r = subprocess.run(
+        ["bash", "-e", "-c", script],
+        cwd=tmp_path,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "CIBW_ARCHS_LINUX": "aarch64", **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert said in r.stdout
+    assert f"FRONTEND={frontend}" in r.stdout
+    assert "docker must not run" not in r.stderr
+
+
+def test_the_jobs_frontend_lines_keep_build_when_an_image_has_no_uv(tmp_path: Path) -> None:
+    from xarch.ci.workflows import FRONTEND_LINES
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # The engine answers for the image as one without uv would: sh's `command -v` fails.
+    (bin_dir / "docker").write_text("#!/bin/sh\nexit 1\n")
+    (bin_dir / "docker").chmod(0o755)
+    script = "\n".join(FRONTEND_LINES) + '\necho "FRONTEND=${CIBW_BUILD_FRONTEND:-}"\n'
+    r = subprocess.run(
+        ["bash", "-e", "-c", script],
+        cwd=tmp_path,
+        env={
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "CIBW_ARCHS_LINUX": "aarch64",
+            "CIBW_MANYLINUX_AARCH64_IMAGE": "reg/img@sha256:" + "0" * 64,
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "no uv (or a pip config file) in reg/img@sha256:" in r.stdout
+    assert "FRONTEND=\n" in r.stdout

@@ -40,6 +40,7 @@ from xarch.model.report import require_push_record
 from xarch.model.tables import format_table
 from xarch.oci.registry import is_digest, is_local_host
 from xarch.publish.cibuildwheel import DEFAULT_VERSION as DEFAULT_CIBUILDWHEEL
+from xarch.wheels import frontend
 
 Log = Callable[[str], None]
 
@@ -396,8 +397,43 @@ CA_BUNDLE_LINES = (
 )
 
 
+_PIP_ONLY = "|".join(frontend.PIP_ONLY)
+#: The build frontend, picked as `invoke wheels` picks it (xarch/wheels/frontend.py):
+#: build[uv] when the project names none (CIBW_BUILD_FRONTEND, build-frontend anywhere in
+#: pyproject.toml), its containers get no pip-only setting, and each of the job's images
+#: has uv on PATH and no pip config file (looked up inside the image, as cibuildwheel's
+#: `which uv` will). Otherwise cibuildwheel's default stays, and the job says why.
+FRONTEND_LINES = (
+    f"# Build frontend: {frontend.FAST_FRONTEND} when the project names none and the images have",
+    f"# uv ({frontend.OPT_OUT}).",
+    'if [ -n "${CIBW_BUILD_FRONTEND:-}" ]; then',
+    '  echo "xarch: frontend $CIBW_BUILD_FRONTEND (CIBW_BUILD_FRONTEND)"',
+    "elif grep -qsE '^[[:space:]]*build-frontend[[:space:]]*=' pyproject.toml; then",
+    '  echo "xarch: frontend as pyproject.toml sets it (build-frontend)"',
+    f"elif grep -qsE '{_PIP_ONLY}' pyproject.toml ||",
+    f"    env | grep -qE '^CIBW_ENVIRONMENT[A-Z_]*=.*({_PIP_ONLY})'; then",
+    '  echo "xarch: frontend build (kept: the project sets pip-only settings uv does not read)"',
+    "else",
+    '  fast=yes arch=$(printf %s "$CIBW_ARCHS_LINUX" | tr a-z A-Z)',
+    '  for var in "CIBW_MANYLINUX_${arch}_IMAGE" "CIBW_MUSLLINUX_${arch}_IMAGE"; do',
+    '    img=$(printenv "$var") || continue',
+    '    docker run --rm "$img" sh -c '
+    "'command -v uv && ! [ -e /etc/pip.conf ] && ! [ -e /etc/xdg/pip/pip.conf ]' \\",
+    '      >/dev/null 2>&1 || { fast=; echo "xarch: no uv (or a pip config file) in $img"; }',
+    "  done",
+    '  if [ -n "$fast" ]; then',
+    f'    export CIBW_BUILD_FRONTEND="{frontend.FAST_FRONTEND}"',
+    f'    echo "xarch: frontend {frontend.FAST_FRONTEND} ({frontend.OPT_OUT})"',
+    "  else",
+    '    echo "xarch: frontend build (cibuildwheel\'s default)"',
+    "  fi",
+    "fi",
+)
+
+
 def _cibuildwheel(plan: CiPlan, venv: str) -> Script:
     return script(
+        *FRONTEND_LINES,  # first: the CA lines below add PIP_CERT for uv and pip alike
         *CA_BUNDLE_LINES,
         f'python3 -m venv "{venv}"',
         f'"{venv}/bin/pip" install -q cibuildwheel=={plan.cibuildwheel}',
