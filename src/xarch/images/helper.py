@@ -18,7 +18,7 @@ from pathlib import Path
 
 from xarch import __version__
 from xarch.errors import BuildError, DaemonError
-from xarch.images import native, native_probe
+from xarch.images import native, native_probe, native_uv
 from xarch.images.resources import resource_text
 from xarch.images.results import BuildResult, reuse_if_current, tag_all
 from xarch.images.standin import StandinSpec, ensure_standin_base
@@ -168,19 +168,33 @@ def _prove(
     labels: dict[str, str],
     result: BuildResult,
     log: Log,
+    *,
+    leaves: bool,
+    uv: bool,
 ) -> str:
-    """Run the equivalence probe in the freshly built image; on success return the id of
-    the same image with the probe's result in its labels, else raise ProbeFailed. The
-    unproven tag is removed either way, so no image reaches ``ref`` unproven."""
+    """Run the equivalence probes in the freshly built image (the compiler leaves' and
+    the native uv's, whichever it carries); on success return the id of the same image
+    with the probes' results in its labels, else raise. The unproven tag is removed
+    either way, so no image reaches ``ref`` unproven."""
     try:
         with tempfile.TemporaryDirectory(prefix="xarch-probe-") as work:
-            log(f"  native probe of {target.name}: the corpus both ways, under emulation")
-            probe = native_probe.run_probe(
-                engine, image_id, target.arch.platform, Path(work) / "probe", log
-            )
-        native_probe.require_passed(probe, ref)
-        labels[f"{native.LABEL_PREFIX}.probe"] = probe.label()
-        result.native = native.record_from_labels(labels)
+            if leaves:
+                log(f"  native probe of {target.name}: the corpus both ways, under emulation")
+                probe = native_probe.run_probe(
+                    engine, image_id, target.arch.platform, Path(work) / "probe", log
+                )
+                native_probe.require_passed(probe, ref)
+                labels[f"{native.LABEL_PREFIX}.probe"] = probe.label()
+                result.native = native.record_from_labels(labels)
+            if uv:
+                log(f"  uv probe of {target.name}: the native uv against the image's own")
+                setuptools = native_uv.probe_setuptools(cache_dir() / "pypi", log)
+                uv_probe = native_uv.run_uv_probe(
+                    engine, image_id, target.arch, Path(work) / "uv-probe", setuptools, log
+                )
+                native_uv.require_passed(uv_probe, ref)
+                labels[f"{native_uv.LABEL_PREFIX}.probe"] = uv_probe.label()
+                result.uv = native_uv.record_from_labels(labels)
         with tempfile.TemporaryDirectory(prefix="xarch-ctx-") as ctx:
             ctxp = Path(ctx)
             (ctxp / "Dockerfile").write_text(native.probed_dockerfile(image_id, labels))
@@ -215,10 +229,17 @@ def build_target(
     if acc is not None:
         dockerfile += "".join(line + "\n" for line in native.dockerfile_lines(target.arch, acc))
         labels.update(native.pin_labels(acc))
+    uv = bool(target.native_uv)
+    if uv:
+        dockerfile += "".join(line + "\n" for line in native_uv.dockerfile_lines())
+        labels.update(native_uv.pin_labels(target.native_uv))
     result.inputs_hash = inputs_hash(dockerfile, labels, config.qemu.sha256_for(target.arch))
     if reuse_if_current(engine, result, target.arch, no_cache=no_cache, log=log):
+        current = engine.labels(refs[0]) or {}
         if acc is not None:
-            result.native = native.record_from_labels(engine.labels(refs[0]) or {})
+            result.native = native.record_from_labels(current)
+        if uv:
+            result.uv = native_uv.record_from_labels(current)
         return result
 
     labels[L_INPUTS] = result.inputs_hash
@@ -227,6 +248,11 @@ def build_target(
         # Refused (exit 2) before anything is fetched or built, naming both versions.
         gcc_version, as_line = native.base_versions(engine, base.pull_ref, target.arch)
         native.require_match(acc, gcc_version, as_line)
+    uv_version = uv_sha = ""
+    if uv:
+        # The base's own uv picks the pin: none, or one without a pin, is exit 2.
+        uv_version = native_uv.base_uv_version(engine, base.pull_ref, target.arch)
+        uv_sha = native_uv.require_pin(config.path, target.name, target.native_uv, uv_version)
     with tempfile.TemporaryDirectory(prefix="xarch-ctx-") as ctx:
         ctxp = Path(ctx)
         (ctxp / "Dockerfile").write_text(dockerfile)
@@ -240,10 +266,21 @@ def build_target(
             log(f"  native toolchain {acc.toolchain}: {nat.size_bytes / 2**20:.1f} MiB "
                 f"under {native.NATIVE_PREFIX}")  # fmt: skip
             tag = unproven_ref(target, result.inputs_hash)
+        if uv:
+            wheel = native_uv.fetch_wheel(uv_version, uv_sha, cache_dir() / "pypi", log)
+            uvc = native_uv.prepare_context(
+                uv_version, wheel, uv_sha, ctxp, lambda out: native.build_hook(out, log)
+            )
+            labels.update(uvc.labels)
+            log(f"  native uv {uv_version} (x86_64, static) in place of the base's own")
+            tag = unproven_ref(target, result.inputs_hash)
         log(f"+ docker build -t {tag} ({target.name}, FROM {base.pull_ref})")
         image_id = engine.build(ctxp, tag, labels, no_cache=no_cache, log=log)
-    if acc is not None:
-        image_id = _prove(engine, target, image_id, tag, refs[0], labels, result, log)
+    if acc is not None or uv:
+        image_id = _prove(
+            engine, target, image_id, tag, refs[0], labels, result, log,
+            leaves=acc is not None, uv=uv,
+        )  # fmt: skip
     attrs = tag_all(engine, image_id, result)
     if attrs.get("Architecture") != target.arch.docker_arch or (
         target.arch.docker_variant and attrs.get("Variant") != target.arch.docker_variant

@@ -34,6 +34,7 @@ class BuildResult:
     qemu: dict[str, str] = field(default_factory=dict)
     error: str = ""
     native: dict[str, str] = field(default_factory=dict)  # accelerated images (issue 10)
+    uv: dict[str, str] = field(default_factory=dict)  # images with a native uv (issue 16)
     started: float = field(default=0.0, repr=False, compare=False)
 
     @classmethod
@@ -88,6 +89,7 @@ class BuildResult:
             "qemu": self.qemu,
             "error": self.error,
             "native": self.native,
+            "uv": self.uv,
         }
 
 

@@ -33,7 +33,11 @@ MODES = ("host", "F", "no-F", "both")
 SUITE_DIR = Path(__file__).parent / "suite"
 #: The image suite: every helper image, and the native leaves of an accelerated one
 #: (those tests skip an image without org.xarch.native labels).
-SUITE = (SUITE_DIR / "test_helper_image.py", SUITE_DIR / "test_native_leaves.py")
+SUITE = (
+    SUITE_DIR / "test_helper_image.py",
+    SUITE_DIR / "test_native_leaves.py",
+    SUITE_DIR / "test_native_uv.py",
+)
 
 
 @dataclass(frozen=True)

@@ -295,6 +295,10 @@ class Target:
     labels: Mapping[str, str]
     env: Mapping[str, str]
     accelerate: Accelerate | None = None
+    # ``native-uv:``: uv version -> sha256 of PyPI's uv-<version>-py3-none-
+    # musllinux_1_1_x86_64.whl (a static x86_64 uv). Non-empty: the base's own uv is
+    # replaced by the native one of its version (xarch.images.native_uv). Empty: off.
+    native_uv: Mapping[str, str] = field(default_factory=dict)
 
     def arch_tag(self, tag: str) -> str:
         """The per-arch tag of this target's image for a family tag."""
@@ -770,7 +774,9 @@ def _parse_qemu(r: _Reader, config_path: Path) -> QemuPin:
 
 
 def _parse_target(r: _Reader, allow_unpinned: bool) -> Target:
-    r.check_keys(("name", "arch", "base", "family", "tags", "labels", "env", "accelerate"))
+    r.check_keys(
+        ("name", "arch", "base", "family", "tags", "labels", "env", "accelerate", "native-uv")
+    )
     name = r.text("name")
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
         r.fail(f"{name!r} is not a valid name (letters, digits, . _ -)", r.sub("name"))
@@ -803,7 +809,30 @@ def _parse_target(r: _Reader, allow_unpinned: bool) -> Target:
         accelerate=_parse_accelerate(r.reader("accelerate"), path_dir=r.path.parent)
         if r.data.get("accelerate") is not None
         else None,
+        native_uv=_parse_native_uv(r),
     )
+
+
+_UV_VERSION_RE = re.compile(r"^[0-9]+\.[0-9]+\.[0-9]+$")
+
+
+def _parse_native_uv(r: _Reader) -> dict[str, str]:
+    """``native-uv:``: exact uv versions, each with the sha256 of its x86_64 wheel."""
+    pins = r.str_map("native-uv")
+    if r.has("native-uv") and r.data["native-uv"] is not None and not pins:
+        r.fail(
+            "expected at least one `<uv version>: <sha256>` pin",
+            r.sub("native-uv"),
+            "pin the x86_64 uv of the version the base carries, e.g. "
+            '"0.13.8": <sha256 of uv-0.13.8-py3-none-musllinux_1_1_x86_64.whl>',
+        )
+    for version, sha in pins.items():
+        key = f"{r.sub('native-uv')}.{version}"
+        if not _UV_VERSION_RE.match(version):
+            r.fail(f"{version!r} is not an exact uv version like 0.13.8", key)
+        if not re.fullmatch(r"[0-9a-f]{64}", sha):
+            r.fail(f"{_short(sha)} is not a sha256 (64 lowercase hex digits)", key)
+    return pins
 
 
 _VERSION_RE = re.compile(r"^[0-9][0-9A-Za-z.+~:-]*$")

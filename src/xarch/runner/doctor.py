@@ -25,7 +25,7 @@ from typing import Any
 from xarch.errors import DaemonError, EngineUnavailable
 from xarch.host import binfmt
 from xarch.host import emulators as hostemu
-from xarch.images import native
+from xarch.images import native, native_uv
 from xarch.images.installer import BIND_PATH
 from xarch.model.arch import Arch, host_arch
 from xarch.model.config import Config, Target
@@ -69,6 +69,8 @@ class Verdict:
     # target; else what the local image carries and whether they work on this host.
     native: str = ""
     native_ok: bool | None = None
+    # A native uv (issue 16): "" when the config asks for none; else what the image says.
+    uv: str = ""
 
 
 @dataclass
@@ -291,6 +293,14 @@ def _target_verdict(
         or f"(stand-in bootstrapped from Debian {t.arch.debian_arch})"
     )
     native_text, native_ok = _native_status(t, image, verdict, engine)
+    uv_text = ""
+    if t.native_uv and engine is not None:
+        labels = engine.labels(image)
+        uv_text = (
+            native_uv.status_from_labels(labels)
+            if labels is not None
+            else f"{image} is not built here (`invoke build-images`)"
+        )
     return Verdict(
         target=t.name,
         arch=t.arch.name,
@@ -303,6 +313,7 @@ def _target_verdict(
         base_reason=base_reason,
         native=native_text,
         native_ok=native_ok,
+        uv=uv_text,
     )
 
 
@@ -372,6 +383,8 @@ def render(report: DoctorReport) -> str:
             lines.append(f"      plain base {v.base_image}: {MESSAGES[v.base_verdict]}")
             if v.native:
                 lines.append(f"      native compilers: {v.native}")
+            if v.uv:
+                lines.append(f"      {v.uv}")
         lines.append(
             "\nverdict: every target would run"
             if report.ok
