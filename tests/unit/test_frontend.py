@@ -44,12 +44,6 @@ def project(tmp_path: Path, cibuildwheel: str) -> Path:
             "uv",
             "[tool.cibuildwheel]",
         ),
-        (  # markupsafe 3.0.4: an override for one kind of build is a choice too
-            '[[tool.cibuildwheel.overrides]]\nselect = "*-musllinux_ppc64le"\n'
-            'build-frontend = "build"\n',
-            "build",
-            "overrides",
-        ),
     ],
 )
 def test_the_projects_own_choice_is_found(tmp_path: Path, toml: str, name: str, where: str) -> None:
@@ -139,3 +133,47 @@ def test_the_probe_output_is_read() -> None:
         uv="0.11.3", pip_config="/etc/pip.conf"
     )
     assert parse_probe("") == ImageTools(uv="")
+
+
+# markupsafe 3.0.4's table, as published.
+MARKUPSAFE = """[tool.cibuildwheel]
+build-frontend = "build[uv]"
+
+[[tool.cibuildwheel.overrides]]
+select = "*-musllinux_ppc64le"
+# uv is not available
+build-frontend = "build"
+"""
+
+
+def test_an_override_applies_to_the_builds_it_selects_only(tmp_path: Path) -> None:
+    got = read_project(project(tmp_path, MARKUPSAFE), {})
+    aarch64 = got.for_identifiers(["cp39-manylinux_aarch64", "cp39-musllinux_aarch64"])
+    assert (aarch64.name, aarch64.where) == (
+        "build[uv]",
+        "pyproject.toml [tool.cibuildwheel] build-frontend",
+    )
+    ppc = got.for_identifiers(["cp39-musllinux_ppc64le"])
+    assert ppc.name == "build" and "overrides" in ppc.where
+
+
+def test_an_override_alone_is_a_choice_where_it_selects(tmp_path: Path) -> None:
+    toml = '[[tool.cibuildwheel.overrides]]\nselect = "cp3{9,10}-*"\nbuild-frontend = "pip"\n'
+    got = read_project(project(tmp_path, toml), {})
+    assert got.for_identifiers(["cp310-manylinux_aarch64"]).name == "pip"
+    assert got.for_identifiers(["cp311-manylinux_aarch64"]).name is None
+
+
+def test_a_uv_frontend_for_any_build_of_the_run_is_what_counts(tmp_path: Path) -> None:
+    toml = '[[tool.cibuildwheel.overrides]]\nselect = "cp311-*"\nbuild-frontend = "uv"\n'
+    got = read_project(project(tmp_path, toml), {}).for_identifiers(
+        ["cp39-manylinux_aarch64", "cp311-manylinux_aarch64"]
+    )
+    assert got.name == "uv"
+    with pytest.raises(BadInput):
+        choose(got, NO_UV)
+
+
+def test_the_environment_variable_beats_an_override(tmp_path: Path) -> None:
+    got = read_project(project(tmp_path, MARKUPSAFE), {"CIBW_BUILD_FRONTEND": "pip"})
+    assert got.for_identifiers(["cp39-musllinux_ppc64le"]).name == "pip"

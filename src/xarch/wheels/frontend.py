@@ -22,6 +22,7 @@ cibuildwheel 4.3.5 reads ``build-frontend`` from ``CIBW_BUILD_FRONTEND`` only (n
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -71,6 +72,27 @@ class ProjectFrontend:
     name: str | None  # the frontend's name ("build[uv]"), None when the project names none
     where: str  # "CIBW_BUILD_FRONTEND", "pyproject.toml [tool.cibuildwheel]", ...
     pip_settings: tuple[tuple[str, str], ...] = ()  # (variable, where it is set)
+    # [[tool.cibuildwheel.overrides]] that set build-frontend: (select, name, where)
+    overrides: tuple[tuple[str, str, str], ...] = ()
+
+    def for_identifiers(self, identifiers: Sequence[str]) -> ProjectFrontend:
+        """The choice as it applies to a run building ``identifiers``: an override whose
+        ``select`` matches one of them is the project's choice for that build (the last
+        matching override wins, as in cibuildwheel); CIBW_BUILD_FRONTEND beats both. A
+        uv frontend chosen for any of the builds is the one returned (it needs uv)."""
+        if self.where == "CIBW_BUILD_FRONTEND":
+            return self
+        chosen: list[tuple[str, str]] = []
+        for ident in identifiers:
+            hit = [(n, w) for sel, n, w in self.overrides if _selects(sel, ident)]
+            if hit:
+                chosen.append(hit[-1])
+            elif self.name is not None:
+                chosen.append((self.name, self.where))
+        if not chosen:
+            return ProjectFrontend(name=None, where="", pip_settings=self.pip_settings)
+        name, where = next(((n, w) for n, w in chosen if n in UV_FRONTENDS), chosen[0])
+        return ProjectFrontend(name=name, where=where, pip_settings=self.pip_settings)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,16 +149,44 @@ def read_project(project: Path, env: Mapping[str, str]) -> ProjectFrontend:
             where="CIBW_BUILD_FRONTEND",
             pip_settings=settings,
         )
-    # The platform table wins over the top level; an override applies to some builds
-    # only, but it is still the project's choice: none of it is touched.
+    overrides = tuple(
+        (
+            str(table.get("select", "")),
+            frontend_name(table["build-frontend"]),
+            f"pyproject.toml {where} build-frontend",
+        )
+        for where, table in tables
+        if where.startswith("[[") and "build-frontend" in table
+    )
+    # The platform table wins over the top level.
     for where, table in reversed(tables):
-        if "build-frontend" in table:
+        if not where.startswith("[[") and "build-frontend" in table:
             return ProjectFrontend(
                 name=frontend_name(table["build-frontend"]),
                 where=f"pyproject.toml {where} build-frontend",
                 pip_settings=settings,
+                overrides=tuple(
+                    (s, n, f"pyproject.toml {w} build-frontend") for s, n, w in overrides
+                ),
             )
-    return ProjectFrontend(name=None, where="", pip_settings=settings)
+    return ProjectFrontend(
+        name=None,
+        where="",
+        pip_settings=settings,
+        overrides=overrides,
+    )
+
+
+def _selects(select: str, identifier: str) -> bool:
+    """cibuildwheel's ``select``: space-separated fnmatch patterns (``{a,b}`` expanded)."""
+    patterns: list[str] = []
+    for pattern in select.split():
+        m = re.search(r"\{([^{}]*)\}", pattern)
+        if m:
+            patterns += [pattern[: m.start()] + alt + pattern[m.end() :] for alt in m[1].split(",")]
+        else:
+            patterns.append(pattern)
+    return any(fnmatch.fnmatch(identifier, p) for p in patterns)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -479,7 +479,9 @@ def build_wheels(
         for ref in run.images.values():
             if ref not in tools:
                 tools[ref] = image_tools(ref, run.arch, log=log)
-        choice = frontend.choose(wanted, {ref: tools[ref] for ref in run.images.values()})
+        choice = frontend.choose(
+            wanted.for_identifiers(idents), {ref: tools[ref] for ref in run.images.values()}
+        )
         env.update(choice.env)
         planned.append((run, env, idents))
         log(f"{run.label}: {', '.join(idents)}")

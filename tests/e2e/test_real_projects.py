@@ -1,0 +1,78 @@
+"""Real projects from PyPI, unchanged, as their maintainers configured them (issue 16):
+markupsafe 3.0.4 sets `build-frontend = "build[uv]"` in its [tool.cibuildwheel], which
+stopped at `which uv` on every stand-in before they carried uv. Here cibuildwheel
+4.3.5, unchanged, builds, repairs and tests it in the plain aarch64 and armv7l
+stand-ins with the project's own frontend; the test command is what a user's CI sets
+(config/projects/pypi.yaml: pytest over the sdist's tests), installed by uv from PyPI.
+
+The sdist is fetched once (pinned by sha256) into xarch's cache.
+
+    pytest tests/e2e/test_real_projects.py -v
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import REPO_ROOT, Pushed, need_handler
+from tests.e2e.test_wheels import extension_arch
+from xarch.model.report import read_report
+from xarch.wheels import projects
+from xarch.wheels.run import build_wheels
+
+pytestmark = [pytest.mark.docker, pytest.mark.registry, pytest.mark.emulation]
+
+PROJECT_LIST = REPO_ROOT / "config" / "projects" / "pypi.yaml"
+
+
+def real(name: str) -> projects.RealProject:
+    [p] = projects.select(projects.load_projects(PROJECT_LIST), [name])
+    return p
+
+
+@pytest.mark.parametrize("arch", ["aarch64", "armv7l"])
+def test_markupsafe_builds_with_its_own_build_uv_frontend(
+    arch: str,
+    pushed: Pushed,
+    handlers: set[str],
+    ca_bundle: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    need_handler(handlers, arch)
+    project = real("markupsafe")
+    src = projects.checkout(project, tmp_path / "src")
+    assert 'build-frontend = "build[uv]"' in (src / "pyproject.toml").read_text()  # unchanged
+    [target] = [t for t in pushed.targets if t.arch.name == arch]
+    monkeypatch.setenv("XARCH_BUILD_DIR", str(tmp_path / "build"))
+    monkeypatch.setenv("CIBW_BUILD", "cp39-manylinux*")  # the stand-ins' one interpreter
+    for k, v in project.test_env().items():
+        monkeypatch.setenv(k, v)
+    report = tmp_path / "report.json"
+    report.write_text(pushed.report.read_text())
+    said: list[str] = []
+    outcome = build_wheels(
+        pushed.config,
+        [target.name],
+        project=src,
+        output=tmp_path / "wheelhouse",
+        report=report,
+        ca_bundle=ca_bundle,
+        log=said.append,
+    )
+    assert any(
+        "frontend: build[uv] (pyproject.toml [tool.cibuildwheel] build-frontend)" in s for s in said
+    ), said
+    [wheel] = sorted((tmp_path / "wheelhouse").glob("*.whl"))
+    assert wheel.name.startswith("markupsafe-3.0.4-cp39-cp39-manylinux")
+    assert wheel.name.endswith(f"_{arch}.whl")
+    assert extension_arch(wheel) == arch  # the speedups module was compiled
+    [run] = outcome.results
+    log = Path(run.log).read_text()
+    assert "--installer=uv" in log  # pypa/build drove uv
+    assert "uv pip install" in log  # the test environment too
+    assert " passed" in log and " failed" not in log  # the sdist's own tests, in the image
+    [built] = read_report(report)["wheels"]["runs"][0]["wheels"]
+    assert set(built["steps"]) >= {"setup", "build", "repair", "test"}
