@@ -86,7 +86,7 @@ def test_the_build_proved_the_image_and_labelled_it(accelerated: Accelerated) ->
     labels = Engine.connect().labels(accelerated.image) or {}
     assert labels["org.xarch.native.probe"].startswith("passed (")
     assert labels["org.xarch.native.gcc"] == "10.2.1"
-    assert labels["org.xarch.native.leaves"] == "cc1,cc1plus,as"
+    assert labels["org.xarch.native.leaves"] == "cc1,cc1plus,as,ld"  # ld by default
     # every file shipped from the pinned packages is recorded with its sha256
     files = labels["org.xarch.native.files"].split(",")
     assert any(f.startswith("lib/gcc-cross/aarch64-linux-gnu/10/cc1@sha256:") for f in files)

@@ -42,7 +42,7 @@ def test_accelerate_section_loads_with_defaults(tmp_path: Path) -> None:
         toolchain="debian-bullseye-gcc10-aarch64",
         gcc_version="10.2.1",
         binutils_version="2.35.2",
-        leaves=("cc1", "cc1plus", "as"),
+        leaves=("cc1", "cc1plus", "as", "ld"),  # the linker too, by default
         packages=(
             DebPin(package="cpp-10-aarch64-linux-gnu", version="10.2.1-6cross1", sha256=SHA_A),
             DebPin(package="libgmp10", version="2:6.2.1+dfsg-1+deb11u1", sha256=SHA_A),

@@ -17,8 +17,9 @@ from invoke.exceptions import Exit, Failure, ParseError
 from invoke.tasks import task
 
 from xarch.cli.interrupts import interruptible
-from xarch.errors import XarchError
+from xarch.errors import BadInput, XarchError
 from xarch.host.lock import exclusive
+from xarch.model.paths import build_dir
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -641,8 +642,15 @@ def wheels(
         "wheels": "also the wheel row with --quick: cibuildwheel of the sample C extension "
         "in each image against a native build (minutes per image; the full plan has it)",
         "output": "directory for bench.json and bench-emulation.png (default build/bench)",
+        "projects": "instead: the real-project table from this project list (e.g. "
+        "config/projects/pypi.yaml): each sdist built by cibuildwheel in the plain image "
+        "(cibuildwheel's default frontend), in the accelerated one (xarch's) and natively, "
+        "with per-step seconds; --target names one accelerated target of --config",
+        "project_name": "with --projects: only this project (repeat for several)",
+        "plain_config": "with --projects: the config of the plain image, the target of the "
+        "same name (default config/offline.yaml)",
     },
-    iterable=["target"],
+    iterable=["target", "project_name"],
 )
 @user_errors
 @exclusive()
@@ -653,19 +661,57 @@ def bench(
     quick: bool = False,
     wheels: bool = False,
     output: str | None = None,
+    projects: str | None = None,
+    project_name: list[str] | None = None,
+    plain_config: str = "config/offline.yaml",
 ) -> None:
     """Measure emulation overhead, QEMU settings, the toolkit's own overhead and image sizes.
 
-    An image with native compiler leaves is measured emulated, accelerated and native."""
+    An image with native compiler leaves is measured emulated, accelerated and native.
+    With --projects: real PyPI projects, plain / accelerated / native, per step."""
     import dataclasses
 
     from xarch.bench.bench import bench as run
     from xarch.bench.workloads import FULL, QUICK
 
+    if projects:
+        _bench_projects(config, target, projects, project_name, plain_config, output)
+        return
     plan = QUICK if quick else FULL
     if wheels:
         plan = dataclasses.replace(plan, wheels=True)
     run(_load(config), target or None, plan=plan, output=Path(output) if output else None)
+
+
+def _bench_projects(
+    config: str,
+    target: list[str] | None,
+    project_list: str,
+    names: list[str] | None,
+    plain_config: str,
+    output: str | None,
+) -> None:
+    from xarch.bench.projects import bench_projects
+
+    accel_cfg = _load(config)
+    chosen = accel_cfg.select(target or None)
+    if len(chosen) != 1:
+        raise BadInput(
+            f"--projects compares one accelerated target with its plain twin: name one with "
+            f"--target (of {', '.join(t.name for t in accel_cfg.targets)})"
+        )
+    [accel] = chosen
+    plain_cfg = _load(plain_config)
+    [plain] = plain_cfg.select([accel.name])
+    bench_projects(
+        (plain_cfg, plain),
+        (accel_cfg, accel),
+        Path(project_list),
+        names,
+        Path(output) if output else build_dir() / "bench",
+        # as the quick start: XARCH_CA_BUNDLE ("" = off), else the host's SSL_CERT_FILE
+        ca_bundle=os.environ.get("XARCH_CA_BUNDLE", os.environ.get("SSL_CERT_FILE", "")) or None,
+    )
 
 
 ns = Collection()

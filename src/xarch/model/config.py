@@ -255,8 +255,11 @@ Base = PinnedBase | BootstrapBase
 
 #: The leaves of the image's toolchain a native toolchain can replace (issue 10).
 NATIVE_LEAVES = ("cc1", "cc1plus", "as", "ld")
-#: What ``accelerate.leaves`` defaults to (ld: opt-in, see docs/native-compilers.md).
-DEFAULT_NATIVE_LEAVES = ("cc1", "cc1plus", "as")
+#: What ``accelerate.leaves`` defaults to: every leaf, the linker included (the probe
+#: compares linked programs byte for byte before an image is tagged; the native ld loads
+#: the cross package's x86_64 LTO plugin, whose lto-wrapper and lto1 are the image's).
+#: `leaves: [cc1, cc1plus, as]` keeps the linker emulated.
+DEFAULT_NATIVE_LEAVES = ("cc1", "cc1plus", "as", "ld")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -48,14 +48,30 @@ class RealProject:
     def label(self) -> str:
         return f"{self.name}-{self.version}"
 
-    def test_env(self) -> dict[str, str]:
-        """CIBW_TEST_COMMAND / CIBW_TEST_REQUIRES as a user's CI would set them."""
+    def test_env(self, src: Path | None = None) -> dict[str, str]:
+        """CIBW_TEST_COMMAND / CIBW_TEST_REQUIRES as a user's CI would set them; none for
+        a project (unpacked at ``src``) that configures its own cibuildwheel test, since
+        the variables would override it."""
+        if src is not None and _has_own_test(src):
+            return {}
         env = {}
         if self.test_command:
             env["CIBW_TEST_COMMAND"] = self.test_command
         if self.test_requires:
             env["CIBW_TEST_REQUIRES"] = " ".join(self.test_requires)
         return env
+
+
+def _has_own_test(src: Path) -> bool:
+    import tomllib
+
+    try:
+        data = tomllib.loads((src / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return False
+    cibw = data.get("tool", {}).get("cibuildwheel", {})
+    tables = [cibw, cibw.get("linux", {})] if isinstance(cibw, dict) else []
+    return any(isinstance(t, dict) and "test-command" in t for t in tables)
 
 
 def load_projects(path: Path) -> list[RealProject]:
