@@ -159,3 +159,74 @@ def test_a_hook_without_configuration_says_which_file_it_read(
     r = run(lone, "x.s")
     assert r.returncode == 1
     assert f"cannot read its configuration {confs}{lone.resolve()}.conf" in r.stderr
+
+
+# --- .ident: Debian's cross cc1 may name another package revision than the image's gcc.
+
+NATIVE_IDENT = "GCC: (Debian 12.2.0-14) 12.2.0"
+IMAGE_IDENT = "GCC: (Debian 12.2.0-14+deb12u1) 12.2.0"
+# What a cc1 writes: its .ident, and lines that merely mention the text elsewhere.
+ASM_OUT = (
+    '\t.file\t"a.c"\n'
+    '\t.string\t"GCC: (Debian 12.2.0-14) 12.2.0"\n'
+    "\t.text\n"
+    f'\t.ident\t"{NATIVE_IDENT}"\n'
+    '\t.section\t.note.GNU-stack,"",@progbits\n'
+)
+
+
+@pytest.fixture
+def ident_hooked(hook_build: tuple[Path, Path], tmp_path: Path) -> Path:
+    confs, binary = hook_build
+    cc1 = tmp_path / "cc1"
+    shutil.copy(binary, cc1)
+    native = tmp_path / "native-cc1"
+    (tmp_path / "asm.txt").write_text(ASM_OUT)
+    # writes its assembly to -o FILE, or to standard output for -o - (as with -pipe)
+    native.write_text(
+        '#!/bin/sh\nout=-\nwhile [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done\n'
+        f'if [ "$out" = - ]; then cat {tmp_path}/asm.txt; else cat {tmp_path}/asm.txt >"$out"; fi\n'
+    )
+    native.chmod(0o755)
+    leaf(tmp_path / "cc1.xarch-emulated", "EMULATED")
+    conf = confs / f"{cc1.resolve().relative_to('/')}.conf"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text(
+        f"native={native}\nemulated={tmp_path / 'cc1.xarch-emulated'}\n"
+        f"ident-native={NATIVE_IDENT}\nident-image={IMAGE_IDENT}\n"
+    )
+    return cc1
+
+
+def _expected() -> str:
+    return ASM_OUT.replace(f'.ident\t"{NATIVE_IDENT}"', f'.ident\t"{IMAGE_IDENT}"')
+
+
+def test_the_ident_line_of_an_output_file_becomes_the_images(
+    ident_hooked: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "a.s"
+    r = run(ident_hooked, "-quiet", "a.c", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert out.read_text() == _expected()  # only the .ident line changed
+    assert not list(tmp_path.glob("*.xarch-ident"))
+
+
+def test_the_ident_line_on_standard_output_becomes_the_images(ident_hooked: Path) -> None:
+    r = run(ident_hooked, "-quiet", "a.c", "-o", "-")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == _expected()
+
+
+def test_the_emulated_leaf_is_never_rewritten(ident_hooked: Path) -> None:
+    r = run(ident_hooked, "a.c", "-o", "-", mode="0")
+    assert r.stdout.split() == ["EMULATED", "a.c", "-o", "-"]
+
+
+def test_a_failing_native_leaf_keeps_its_exit_code_when_rewriting(
+    ident_hooked: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "native-cc1").write_text("#!/bin/sh\necho 'a.c:1: error' >&2\nexit 1\n")
+    r = run(ident_hooked, "a.c", "-o", str(tmp_path / "a.s"))
+    assert r.returncode == 1
+    assert "a.c:1: error" in r.stderr

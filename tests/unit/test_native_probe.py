@@ -60,9 +60,14 @@ def test_identical_outputs_pass(tmp_path: Path) -> None:
     assert result.label() == "passed (5 files equivalent)"
 
 
-def test_only_ident_lines_may_differ(tmp_path: Path) -> None:
+def test_ident_lines_must_match_too(tmp_path: Path) -> None:
+    """The hook gives native output the image's identification: a differing .ident
+    means it did not (the wheel's .comment would differ)."""
     other = dict(GOOD, **{"lzss.O2-pic.s": ASM.replace("10.2.1-6)", "10.2.1-6cross1)")})
-    assert sides(tmp_path, GOOD, other).passed
+    result = sides(tmp_path, GOOD, other)
+    assert result.difference is not None
+    assert result.difference.file == "lzss.O2-pic.s"
+    assert "10.2.1-6cross1" in result.difference.native
 
 
 def test_an_assembly_difference_names_file_and_line(tmp_path: Path) -> None:
@@ -77,10 +82,10 @@ def test_an_assembly_difference_names_file_and_line(tmp_path: Path) -> None:
         probe.require_passed(result, "helper:aarch64")
 
 
-def test_an_extra_ident_line_does_not_shift_the_comparison() -> None:
-    a = 'x\n.ident "a"\ny\n'
-    b = 'x\ny\n\t.ident "b"\n'
-    assert probe.compare_assembly(a, b) is None
+def test_a_missing_ident_line_is_a_difference() -> None:
+    assert probe.compare_assembly('x\n\t.ident "a"\n', "x\n") == (
+        2, '\t.ident "a"', "<end of file>"
+    )  # fmt: skip
 
 
 def test_assembly_truncated_on_one_side() -> None:
@@ -97,14 +102,13 @@ def test_object_difference_names_the_byte_offset(tmp_path: Path) -> None:
     assert "byte offset 18" in result.difference.emulated
 
 
-def test_raw_objects_are_not_compared(tmp_path: Path) -> None:
-    """Their .comment may carry another package revision; the .nc.o copies are compared."""
+def test_raw_objects_are_compared_comment_and_all(tmp_path: Path) -> None:
     result = sides(
         tmp_path,
         dict(GOOD, **{"lzss.O2-pic.o": b"comment A"}),
         dict(GOOD, **{"lzss.O2-pic.o": b"comment B"}),
     )
-    assert result.passed
+    assert result.difference is not None and result.difference.file == "lzss.O2-pic.o"
 
 
 def test_program_output_difference(tmp_path: Path) -> None:

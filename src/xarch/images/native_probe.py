@@ -5,14 +5,15 @@ emulated leaves (``XARCH_NATIVE_TOOLS=0``) and with the native ones (``=1``) int
 ``out/emulated`` and ``out/native``; :func:`compare_trees` (pure, on the host) then
 requires:
 
-- assembly (``*.s``) identical except ``.ident`` lines (and one spelling of the
-  ``.init_array`` section type that assembles to the same bytes, see
-  :func:`normalise_asm_line`);
-- objects identical once ``.comment`` is removed (``*.nc.o``, made by the image's
-  ``objcopy --remove-section .comment``); the raw ``*.o`` are not compared, their
-  ``.comment`` may name another package revision;
-- the linked programs (``*.nc.bin``: linked without a build-id, ``.comment`` removed;
-  a hooked ``ld`` must write the same bytes) and their output (``*.out``), the
+- assembly (``*.s``) identical, ``.ident`` lines included (the hook gives the native
+  output the image's identification where Debian's cross package names another
+  revision), except one spelling of the ``.init_array`` section type that assembles
+  to the same bytes (see :func:`normalise_asm_line`);
+- objects identical, ``.comment`` included (``*.o``), and without it (``*.nc.o``, the
+  image's ``objcopy --remove-section .comment``: a difference there is code, not
+  identification);
+- the linked programs (``*.bin`` and ``*.nc.bin``: linked without a build-id; a hooked
+  ``ld`` must write the same bytes) and their output (``*.out``), the
   compilers' exit codes (``*.rc``) and the include search lists (``search-*.txt``)
   identical;
 - the same set of files on both sides;
@@ -89,11 +90,6 @@ class ProbeResult:
 # ------------------------------------------------------------------ comparisons (pure)
 
 
-def is_ident(line: str) -> bool:
-    """An assembler ``.ident`` directive (the compiler's version string)."""
-    return line.lstrip().startswith(".ident")
-
-
 #: ``.section .init_array,"aw",%init_array``: Debian's cross cc1plus 10.2.1 spells out
 #: the section type its native twin leaves to the assembler (a configure-time result of
 #: the cross build, not a code difference). GAS gives ``.init_array``, ``.fini_array``,
@@ -113,10 +109,10 @@ def normalise_asm_line(line: str) -> str:
 
 def compare_assembly(emulated: str, native: str) -> tuple[int, str, str] | None:
     """The first differing line (1-based number in the emulated text, both lines),
-    ignoring ``.ident`` lines and :func:`normalise_asm_line`'s one spelling; None when
-    equivalent."""
-    a = [(i, line) for i, line in enumerate(emulated.splitlines(), 1) if not is_ident(line)]
-    b = [(i, line) for i, line in enumerate(native.splitlines(), 1) if not is_ident(line)]
+    ``.ident`` lines included, ignoring only :func:`normalise_asm_line`'s one spelling;
+    None when equivalent."""
+    a = list(enumerate(emulated.splitlines(), 1))
+    b = list(enumerate(native.splitlines(), 1))
     for (ia, la), (_ib, lb) in zip(a, b, strict=False):
         if la != lb and normalise_asm_line(la) != normalise_asm_line(lb):
             return (ia, la, lb)
@@ -161,14 +157,14 @@ def compared_files(side: Path) -> set[str]:
         if not p.is_file():
             continue
         name = p.name
-        if name.endswith((".nc.o", ".nc.bin", ".s", ".out", ".rc", ".txt")):
+        if name.endswith((".o", ".bin", ".s", ".out", ".rc", ".txt")):
             out.add(str(p.relative_to(side)))
     return out
 
 
 def compare_file(name: str, emulated: bytes, native: bytes) -> Difference | None:
     """Compare one output file by its kind (suffix)."""
-    if name.endswith((".nc.o", ".nc.bin")):
+    if name.endswith((".o", ".bin")):
         off = first_byte_difference(emulated, native)
         if off is None:
             return None

@@ -17,6 +17,13 @@
  *                       the linker's target LTO plugin becomes the native one
  *   emulate-if=PREFIX   an argument starting with PREFIX (a target plugin, say) cannot
  *                       work natively: exec the emulated leaf for this call
+ *   ident-native=TEXT   with ident-image: the native compiler's identification (what
+ *   ident-image=TEXT    its `.ident` line quotes) differs from the image's own (Debian's
+ *                       cross package has another version suffix): the native leaf's
+ *                       assembly output gets the image's text in its `.ident` lines, so
+ *                       objects are the same bytes, .comment included. The output is
+ *                       the -o file (rewritten after the leaf exits) or standard output
+ *                       (filtered through a pipe).
  *
  * XARCH_NATIVE_TOOLS: unset or 1 = native, 0 = emulated, anything else = an error.
  * A native leaf that is missing or cannot start is an error carrying the reason,
@@ -26,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef CONF_ROOT /* -DCONF_ROOT=... only for the hook's own tests */
@@ -55,6 +63,85 @@ static int has_prefix_arg(int argc, char **argv, const char *prefix) {
     for (int i = 1; i < argc; i++)
         if (strncmp(argv[i], prefix, n) == 0)
             return 1;
+    return 0;
+}
+
+/* One line of assembly with the native identification replaced by the image's, when it
+ * is an .ident directive quoting exactly the native text. */
+static void put_line(FILE *out, const char *line, const char *from, const char *to) {
+    size_t n = strlen(from);
+    if (strncmp(line, "\t.ident\t\"", 9) == 0 && strncmp(line + 9, from, n) == 0 &&
+        line[9 + n] == '"') {
+        fputs("\t.ident\t\"", out);
+        fputs(to, out);
+        fputs(line + 9 + n, out);
+    } else {
+        fputs(line, out);
+    }
+}
+
+static void copy_lines(FILE *in, FILE *out, const char *from, const char *to) {
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, in) != -1)
+        put_line(out, line, from, to);
+    free(line);
+}
+
+/* Run the native leaf and give its assembly the image's .ident text. */
+static int run_rewriting(const char *path, char **args, const char *from, const char *to) {
+    const char *output = NULL;
+    for (int i = 1; args[i] != NULL; i++)
+        if (strcmp(args[i], "-o") == 0 && args[i + 1] != NULL)
+            output = args[i + 1];
+    int to_stdout = output == NULL || strcmp(output, "-") == 0;
+    int fds[2];
+    if (to_stdout && pipe(fds) != 0)
+        die(1, "cannot make a pipe: %s%s", strerror(errno), "");
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        die(1, "cannot fork: %s%s", strerror(errno), "");
+    if (pid == 0) {
+        if (to_stdout) {
+            dup2(fds[1], 1);
+            close(fds[0]);
+            close(fds[1]);
+        }
+        execv(path, args);
+        fprintf(stderr, "xarch native hook %s: cannot run the native leaf %s: %s\n", self, path,
+                strerror(errno));
+        _exit(127);
+    }
+    if (to_stdout) {
+        close(fds[1]);
+        FILE *in = fdopen(fds[0], "r");
+        if (in == NULL)
+            die(1, "cannot read the native leaf's output: %s%s", strerror(errno), "");
+        copy_lines(in, stdout, from, to);
+        fclose(in);
+        fflush(stdout);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            die(1, "cannot wait for the native leaf: %s%s", strerror(errno), "");
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    if (code != 0 || to_stdout)
+        return code;
+    /* Rewrite the output file through a temporary one beside it. */
+    char tmp[LINE_MAX_LEN + 32];
+    snprintf(tmp, sizeof tmp, "%s.xarch-ident", output);
+    FILE *in = fopen(output, "r");
+    if (in == NULL)
+        return 0; /* no assembly written (-fsyntax-only, say): nothing to rewrite */
+    FILE *out = fopen(tmp, "w");
+    if (out == NULL)
+        die(1, "cannot write %s: %s", tmp, strerror(errno));
+    copy_lines(in, out, from, to);
+    fclose(in);
+    if (fclose(out) != 0 || rename(tmp, output) != 0)
+        die(1, "cannot replace %s: %s", output, strerror(errno));
     return 0;
 }
 
@@ -91,6 +178,7 @@ int main(int argc, char **argv) {
     static char lines[MAX_LINES][LINE_MAX_LEN];
     int count = 0;
     const char *native_path = NULL, *emulated_path = NULL;
+    const char *ident_native = NULL, *ident_image = NULL;
     while (count < MAX_LINES && fgets(lines[count], LINE_MAX_LEN, f) != NULL) {
         char *line = lines[count];
         line[strcspn(line, "\n")] = '\0';
@@ -100,6 +188,10 @@ int main(int argc, char **argv) {
             native_path = line + 7;
         else if (strncmp(line, "emulated=", 9) == 0)
             emulated_path = line + 9;
+        else if (strncmp(line, "ident-native=", 13) == 0)
+            ident_native = line + 13;
+        else if (strncmp(line, "ident-image=", 12) == 0)
+            ident_image = line + 12;
         else if (strncmp(line, "emulate-if=", 11) == 0) {
             if (has_prefix_arg(argc, argv, line + 11))
                 native = 0;
@@ -160,6 +252,8 @@ int main(int argc, char **argv) {
         }
     }
     out[k] = NULL;
+    if (ident_native != NULL && ident_image != NULL)
+        return run_rewriting(native_path, out, ident_native, ident_image);
     execv(native_path, out);
     die(1,
         "cannot run the native leaf %s: %s (the image's accelerated toolchain is "

@@ -42,6 +42,18 @@ search_list() {
         | sed -n '/^#include <\.\.\.> search starts here:$/,/^End of search list\.$/s/^ //p'
 }
 C_DIRS=$(search_list gcc -x c)
+# The text each compiler's `.ident` line quotes ("GCC: (Debian 12.2.0-14+deb12u1) 12.2.0"):
+# the image's (its own cc1, not hooked yet) and the native cc1's. Debian's cross
+# packages may carry another version suffix; then the hook gives the native output the
+# image's text, so objects are the same bytes, .comment included (the probe checks).
+ident_of() {
+    "$@" </dev/null 2>/dev/null | sed -n 's/^\t\.ident\t"\(.*\)"$/\1/p' | head -n 1
+}
+IDENT_IMAGE=$(ident_of gcc -S -x c - -o -)
+IDENT_NATIVE=$(ident_of "$P/lib/gcc-cross/$TRIPLET/$MAJOR/cc1" -quiet - -o -)
+[ -n "$IDENT_IMAGE" ] || fail "gcc -S printed no .ident line"
+[ -n "$IDENT_NATIVE" ] || fail "the native cc1 printed no .ident line"
+[ "$IDENT_IMAGE" = "$IDENT_NATIVE" ] || echo "+ .ident: '$IDENT_NATIVE' becomes '$IDENT_IMAGE'"
 CXX_DIRS=$(search_list g++ -x c++)
 [ -n "$C_DIRS" ] || fail "gcc -v -E printed no include search list"
 
@@ -58,6 +70,13 @@ write_conf() { # CONF NATIVE EMULATED KIND
             # cc1 (built without zstd) with zlib: the image's lto1 refuses the latter
             # ("original not compressed with zstd"). LTO compiles stay emulated.
             echo "emulate-if=-flto"
+            ;;
+        esac
+        case $4 in c | c++)
+            if [ "$IDENT_IMAGE" != "$IDENT_NATIVE" ]; then
+                echo "ident-native=$IDENT_NATIVE"
+                echo "ident-image=$IDENT_IMAGE"
+            fi
             ;;
         esac
         case $4 in
