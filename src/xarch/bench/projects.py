@@ -31,6 +31,7 @@ from typing import Any
 from xarch.errors import XarchError
 from xarch.model.config import Config, Target
 from xarch.model.paths import cache_dir
+from xarch.model.report import report_path
 from xarch.model.tables import format_table
 from xarch.wheels import frontend, projects
 from xarch.wheels.run import STEP_COLUMNS, build_wheels
@@ -99,6 +100,10 @@ def _cibuildwheel_run(
     log: Log,
 ) -> SideRun:
     said: list[str] = []
+    # The push records are read from (and this run written into) a copy of the report.
+    source = report_path()
+    if source.exists():
+        shutil.copy(source, work / "report.json")
 
     def out(line: str) -> None:
         said.append(line)
