@@ -150,3 +150,19 @@ def test_render_without_accelerated_images_is_unchanged() -> None:
         "CIBUILDWHEEL",
         "(EMULATED)",
     ]
+
+
+def test_each_runs_steps_are_kept_and_shown() -> None:
+    from xarch.bench.wheels import render_wheels
+
+    r = row(
+        native_leaves=True,
+        accelerated=20.0,
+        steps={
+            "accelerated": {"setup": 1.0, "build": 8.0, "repair": 2.0, "test": 5.0},
+            "emulated": {"setup": 1.1, "build": 26.5, "repair": 2.0, "test": 14.4},
+        },
+    )
+    assert r.to_json()["steps"]["emulated"]["build"] == 26.5
+    text = render_wheels([r])
+    assert "SETUP" in text and "26.5s" in text and "8.0s" in text

@@ -32,7 +32,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,7 @@ from xarch.errors import XarchError
 from xarch.model.config import Config, Target
 from xarch.model.report import report_path
 from xarch.model.tables import format_table
-from xarch.wheels.run import build_wheels
+from xarch.wheels.run import STEP_COLUMNS, build_wheels
 
 Log = Callable[[str], None]
 
@@ -77,6 +77,8 @@ class WheelRow:
     native_leaves: bool = False
     accelerated: float | None = None
     accelerated_wheel: str = ""
+    #: cibuildwheel's own step seconds of each run ("emulated", "accelerated" -> step -> s)
+    steps: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     @property
     def ratio(self) -> float | None:
@@ -117,6 +119,7 @@ class WheelRow:
             "emulated_over_accelerated": _round(self.speedup),
             "goal_max_vs_native": WHEEL_GOAL if self.native_leaves else None,
             "goal_met": self.goal_met,
+            "steps": {k: {s: round(v, 2) for s, v in d.items()} for k, d in self.steps.items()},
             "error": self.error,
         }
 
@@ -233,8 +236,9 @@ def measure_target(
     ca_bundle: str | None,
     log: Log,
     environ: Mapping[str, str] | None = None,
-) -> tuple[float, str, str]:
-    """Seconds of cibuildwheel's run in the target's image, the wheel, the image ref.
+) -> tuple[float, str, str, dict[str, float]]:
+    """Seconds of cibuildwheel's run in the target's image, the wheel, the image ref,
+    and cibuildwheel's own step seconds (setup, build, repair, test).
     The run is recorded in a copy of the report (the user's last `invoke wheels` stays).
     ``environ``: cibuildwheel's environment (None: this process's)."""
     work.mkdir(parents=True, exist_ok=True)
@@ -253,7 +257,10 @@ def measure_target(
         log=log,
     )
     [run] = outcome.results
-    return run.seconds, ", ".join(run.files), next(iter(run.run.images.values()))
+    steps = {}
+    if run.wheels:
+        steps = {c: v for c in STEP_COLUMNS if (v := run.wheels[0].column(c)) is not None}
+    return run.seconds, ", ".join(run.files), next(iter(run.run.images.values())), steps
 
 
 def wheel_rows(
@@ -291,6 +298,7 @@ def wheel_rows(
         else:
             runs.append(("emulated", work / t.name, None))
         seconds: dict[str, float] = {}
+        steps: dict[str, dict[str, float]] = {}
         wheels: dict[str, str] = {}
         image = ""
         errors = []
@@ -301,7 +309,7 @@ def wheel_rows(
             }[label]
             log(f"== wheels: cibuildwheel in {t.name} ({t.arch.name}){how} ==")
             try:
-                seconds[label], wheels[label], image = measure_target(
+                seconds[label], wheels[label], image, steps[label] = measure_target(
                     config,
                     t,
                     run_work,
@@ -326,6 +334,7 @@ def wheel_rows(
                 native_leaves=leaves,
                 accelerated=seconds.get("accelerated"),
                 accelerated_wheel=wheels.get("accelerated", ""),
+                steps=steps,
             )
         )
     return rows
@@ -339,9 +348,27 @@ def _x(x: float | None) -> str:
     return "-" if x is None else f"{x:.1f}x"
 
 
+def render_steps(rows: Sequence[WheelRow]) -> str:
+    """cibuildwheel's own seconds per step of each run of each row."""
+    out = [["TARGET", "RUN", *(c.upper() for c in STEP_COLUMNS)]]
+    for r in rows:
+        for label, steps in r.steps.items():
+            out.append([r.target, label, *(f"{steps[c]:.1f}s" if c in steps else "-"
+                                            for c in STEP_COLUMNS)])  # fmt: skip
+    return format_table(out)
+
+
 def render_wheels(rows: Sequence[WheelRow]) -> str:
     """Emulated and native as before; with an accelerated image also the run with its
-    native leaves, the two new ratios and the goal (a row without leaves says so)."""
+    native leaves, the two new ratios and the goal (a row without leaves says so); then
+    each run's steps."""
+    table = _render_totals(rows)
+    if any(r.steps for r in rows):
+        table += "\n\n" + render_steps(rows)
+    return table
+
+
+def _render_totals(rows: Sequence[WheelRow]) -> str:
     if not any(r.native_leaves for r in rows):
         out = [["TARGET", "CIBUILDWHEEL (EMULATED)", "NATIVE", "RATIO", "WHEEL / ERROR"]]
         for r in rows:
