@@ -101,19 +101,19 @@ FRONTEND_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("env", "toml", "frontend", "said"), FRONTEND_CASES)
-def test_the_jobs_frontend_lines_leave_a_projects_choice_alone(
-    env: dict[str, str], toml: str, frontend: str, said: str, tmp_path: Path
-) -> None:
+def run_frontend_lines(
+    tmp_path: Path, env: dict[str, str], docker: str, toml: str = ""
+) -> subprocess.CompletedProcess[str]:
+    """The job's frontend lines under bash -e, with `docker` the given script."""
     from xarch.ci.workflows import FRONTEND_LINES
 
     (tmp_path / "pyproject.toml").write_text(toml)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "docker").write_text("#!/bin/sh\necho 'docker must not run' >&2\nexit 99\n")
+    (bin_dir / "docker").write_text(f"#!/bin/sh\n{docker}\n")
     (bin_dir / "docker").chmod(0o755)
     script = "\n".join(FRONTEND_LINES) + '\necho "FRONTEND=${CIBW_BUILD_FRONTEND:-}"\n'
-    r = subprocess.run(
+    return subprocess.run(
         ["bash", "-e", "-c", script],
         cwd=tmp_path,
         env={"PATH": f"{bin_dir}:/usr/bin:/bin", "CIBW_ARCHS_LINUX": "aarch64", **env},
@@ -121,6 +121,13 @@ def test_the_jobs_frontend_lines_leave_a_projects_choice_alone(
         text=True,
         check=False,
     )
+
+
+@pytest.mark.parametrize(("env", "toml", "frontend", "said"), FRONTEND_CASES)
+def test_the_jobs_frontend_lines_leave_a_projects_choice_alone(
+    env: dict[str, str], toml: str, frontend: str, said: str, tmp_path: Path
+) -> None:
+    r = run_frontend_lines(tmp_path, env, "echo 'docker must not run' >&2; exit 99", toml)
     assert r.returncode == 0, r.stderr
     assert said in r.stdout
     assert f"FRONTEND={frontend}" in r.stdout
@@ -128,26 +135,17 @@ def test_the_jobs_frontend_lines_leave_a_projects_choice_alone(
 
 
 def test_the_jobs_frontend_lines_keep_build_when_an_image_has_no_uv(tmp_path: Path) -> None:
-    from xarch.ci.workflows import FRONTEND_LINES
-
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
     # The engine answers for the image as one without uv would: sh's `command -v` fails.
-    (bin_dir / "docker").write_text("#!/bin/sh\nexit 1\n")
-    (bin_dir / "docker").chmod(0o755)
-    script = "\n".join(FRONTEND_LINES) + '\necho "FRONTEND=${CIBW_BUILD_FRONTEND:-}"\n'
-    r = subprocess.run(
-        ["bash", "-e", "-c", script],
-        cwd=tmp_path,
-        env={
-            "PATH": f"{bin_dir}:/usr/bin:/bin",
-            "CIBW_ARCHS_LINUX": "aarch64",
-            "CIBW_MANYLINUX_AARCH64_IMAGE": "reg/img@sha256:" + "0" * 64,
-        },
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    image = {"CIBW_MANYLINUX_AARCH64_IMAGE": "reg/img@sha256:" + "0" * 64}
+    r = run_frontend_lines(tmp_path, image, "exit 1")
     assert r.returncode == 0, r.stderr
     assert "no uv (or a pip config file) in reg/img@sha256:" in r.stdout
     assert "FRONTEND=\n" in r.stdout
+
+
+def test_the_jobs_frontend_lines_pick_build_uv_when_the_image_has_uv(tmp_path: Path) -> None:
+    image = {"CIBW_MANYLINUX_AARCH64_IMAGE": "reg/img@sha256:" + "0" * 64}
+    r = run_frontend_lines(tmp_path, image, "exit 0")  # `command -v uv` found it
+    assert r.returncode == 0, r.stderr
+    assert "FRONTEND=build[uv]" in r.stdout
+    assert "CIBW_BUILD_FRONTEND=build to keep" in r.stdout

@@ -529,11 +529,16 @@ def check_working(engine: Engine, image: str, arch: Arch) -> tuple[bool, str]:
     return False, f"exit {code}: {tail}"
 
 
+def labels_record(labels: Mapping[str, str], prefix: str, keys: Sequence[str]) -> dict[str, str]:
+    """``{key: labels[prefix.key]}`` for the keys the image's labels have."""
+    return {k: labels[f"{prefix}.{k}"] for k in keys if f"{prefix}.{k}" in labels}
+
+
 def record_from_labels(labels: Mapping[str, str]) -> dict[str, str]:
     """The report's ``native`` record of a built image: toolchain, versions, leaves,
     probe result and the prefix's size in bytes, as its labels say."""
     keys = ("toolchain", "gcc", "binutils", "leaves", "probe", "size")
-    return {k: labels[f"{LABEL_PREFIX}.{k}"] for k in keys if f"{LABEL_PREFIX}.{k}" in labels}
+    return labels_record(labels, LABEL_PREFIX, keys)
 
 
 def status_from_labels(labels: Mapping[str, str]) -> str:

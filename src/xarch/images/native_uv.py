@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from xarch.errors import BadInput, ChecksumMismatch, FetchError, XarchError
+from xarch.images.native import labels_record
 from xarch.images.resources import resource_text
 from xarch.model.arch import Arch
 from xarch.model.hashing import sha256_file
@@ -241,8 +242,7 @@ def prepare_context(
 
 def record_from_labels(labels: Mapping[str, str]) -> dict[str, str]:
     """The report's ``uv`` record of a built image, as its labels say."""
-    keys = ("version", "binary", "probe")
-    return {k: labels[f"{LABEL_PREFIX}.{k}"] for k in keys if f"{LABEL_PREFIX}.{k}" in labels}
+    return labels_record(labels, LABEL_PREFIX, ("version", "binary", "probe"))
 
 
 def status_from_labels(labels: Mapping[str, str]) -> str:
