@@ -48,7 +48,7 @@ def test_markupsafe_builds_with_its_own_build_uv_frontend(
     [target] = [t for t in pushed.targets if t.arch.name == arch]
     monkeypatch.setenv("XARCH_BUILD_DIR", str(tmp_path / "build"))
     monkeypatch.setenv("CIBW_BUILD", "cp39-manylinux*")  # the stand-ins' one interpreter
-    for k, v in project.test_env(src).items():
+    for k, v in project.user_env(src).items():
         monkeypatch.setenv(k, v)
     report = tmp_path / "report.json"
     report.write_text(pushed.report.read_text())

@@ -179,7 +179,7 @@ def measure_native(
     run([str(uv), "venv", "--quiet", "--python", python, str(venv)], work)
     run([str(uv), "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"),
          str(wheel), *project.test_requires], work)  # fmt: skip
-    if project.test_command:
+    if project.test_command and project.environment.get("CIBW_TEST_SKIP") != "*":
         command = project.test_command.replace("{project}", str(src)).replace("{package}", str(src))
         path = f"{venv / 'bin'}:{env.get('PATH', '')}"
         test_dir = work / "test-cwd"
@@ -222,7 +222,7 @@ def project_rows(
                     continue
                 env = dict(os.environ)
                 env.update({"CIBW_BUILD": "cp39-manylinux*", "XARCH_BUILD_DIR": str(d / "build")})
-                env.update(project.test_env(src))
+                env.update(project.user_env(src))
                 if side == "plain" and frontend.read_project(src, env).name is None:
                     env["CIBW_BUILD_FRONTEND"] = "build"  # cibuildwheel's default, no xarch
                 config, target = plain if side == "plain" else accelerated

@@ -16,7 +16,7 @@ import tarfile
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ Log = Callable[[str], None]
 SIMPLE_JSON = "https://pypi.org/simple/{name}/"
 SIMPLE_TYPE = "application/vnd.pypi.simple.v1+json"
 TIMEOUT = 60
-_KEYS = ("name", "version", "sha256", "what", "test-command", "test-requires")
+_KEYS = ("name", "version", "sha256", "what", "test-command", "test-requires", "environment")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,10 +43,18 @@ class RealProject:
     what: str = ""
     test_command: str = ""  # the user's CIBW_TEST_COMMAND when the project sets none
     test_requires: tuple[str, ...] = ()
+    # CIBW_* variables a user's CI sets for this project with this cibuildwheel (a
+    # config option the release no longer knows, say); always said in the list
+    environment: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
         return f"{self.name}-{self.version}"
+
+    def user_env(self, src: Path | None = None) -> dict[str, str]:
+        """Everything the user's CI sets for this project: its ``environment`` and,
+        where the project configures no test of its own, the test command."""
+        return {**self.test_env(src), **self.environment}
 
     def test_env(self, src: Path | None = None) -> dict[str, str]:
         """CIBW_TEST_COMMAND / CIBW_TEST_REQUIRES as a user's CI would set them; none for
@@ -113,6 +121,14 @@ def _project(path: Path, key: str, item: Mapping[str, Any]) -> RealProject:
         raise ConfigError(
             str(path), f"{key}.sha256", f"{sha!r} is not a sha256 (64 lowercase hex digits)"
         )
+    environment = item.get("environment") or {}
+    if not isinstance(environment, dict) or not all(
+        isinstance(k, str) and k.startswith("CIBW_") and isinstance(v, str)
+        for k, v in environment.items()
+    ):
+        raise ConfigError(
+            str(path), f"{key}.environment", "expected a mapping of CIBW_* names to strings"
+        )
     requires = item.get("test-requires") or []
     if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
         raise ConfigError(str(path), f"{key}.test-requires", "expected a list of strings")
@@ -123,6 +139,7 @@ def _project(path: Path, key: str, item: Mapping[str, Any]) -> RealProject:
         what=text("what", required=False),
         test_command=text("test-command", required=False),
         test_requires=tuple(requires),
+        environment=dict(environment),
     )
 
 
