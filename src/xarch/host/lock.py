@@ -48,6 +48,10 @@ INHERIT_ENV = "XARCH_LOCK_FD"
 DEFAULT_TIMEOUT = 600.0
 #: How often a waiting run tries again.
 POLL_INTERVAL = 0.2
+#: How long a waiter gives a holder that has just taken the lock to write its record
+#: (flock first, record next: a waiter can read in between), re-reading meanwhile.
+RECORD_GRACE = 2.0
+RECORD_POLL = 0.02
 #: What a holder record may take in the lock file; more is not one of ours.
 _MAX_RECORD = 4096
 
@@ -250,8 +254,13 @@ def host_lock(
 def _wait(fd: int, path: Path, task: str, wait: float, say: Callable[[str], None]) -> None:
     deadline = time.monotonic() + wait
     holder = describe_holder(_read_record(fd))
-    if holder.startswith("another process"):  # the holder may be writing its record now
-        time.sleep(min(POLL_INTERVAL, wait))
+    # The holder may be between its flock and its record: read again until the record
+    # is readable (or the lock is free) within RECORD_GRACE, even when wait is 0.
+    grace_end = time.monotonic() + RECORD_GRACE
+    while holder.startswith("another process") and time.monotonic() < grace_end:
+        if _try_lock(fd):
+            return
+        time.sleep(RECORD_POLL)
         holder = describe_holder(_read_record(fd))
     if wait > 0:
         say(
