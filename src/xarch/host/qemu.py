@@ -29,6 +29,7 @@ from pathlib import Path
 import requests
 
 from xarch.errors import ChecksumMismatch, FetchError
+from xarch.model import faults
 from xarch.model.arch import Arch
 from xarch.model.config import QemuPin, QemuSource
 from xarch.model.hashing import sha256_file as sha256_file  # re-exported: qemu.sha256_file
@@ -354,7 +355,13 @@ def _fetch_apt(s: QemuSource, binaries: list[str], tmp: Path, log: Log) -> dict[
         )
         upd = _apt([*options, "update"], tmp, log)
         if upd.returncode != 0:
-            raise FetchError(f"apt-get update for {s.debian_arch} failed: {apt_last_line(upd)}")
+            fault = faults.recognise(
+                upd.stderr + upd.stdout, path=str(apt_state_dir(s.debian_arch))
+            )
+            raise FetchError(
+                f"apt-get update for {s.debian_arch} failed: {apt_last_line(upd)}"
+                + (f"\n  {fault}" if fault else "")
+            )
     r = _apt([*options, "download", spec], tmp, log)
     refreshed = ""
     if r.returncode != 0 and foreign:
@@ -364,6 +371,9 @@ def _fetch_apt(s: QemuSource, binaries: list[str], tmp: Path, log: Log) -> dict[
         if upd.returncode == 0:
             r = _apt([*options, "download", spec], tmp, log)
     if r.returncode != 0:
+        fault = faults.recognise(r.stderr + r.stdout, path=str(tmp))
+        if fault is not None:  # the host's fault, not the archive's: say that instead
+            raise FetchError(f"apt-get download {spec} failed: {apt_last_line(r)}\n  {fault}")
         policy = shlex.join(["apt-cache", *options, "policy", s.package])
         how = (
             f"The private {s.debian_arch} apt state was {refreshed}; "

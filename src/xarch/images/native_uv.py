@@ -42,6 +42,7 @@ from typing import Any
 from xarch.errors import BadInput, ChecksumMismatch, FetchError, XarchError
 from xarch.images.native import labels_record
 from xarch.images.resources import resource_text
+from xarch.model import faults
 from xarch.model.arch import Arch
 from xarch.model.hashing import sha256_file
 from xarch.oci.engine import Engine
@@ -163,7 +164,10 @@ def _download(
                     f"pins {sha256}; nothing was built"
                 )
             tail = "\n    ".join((r.stderr or r.stdout).strip().splitlines()[-6:])
-            raise FetchError(f"pip could not download {what}:\n    {tail}")
+            fault = faults.recognise(r.stderr + r.stdout, path=str(store))
+            raise FetchError(
+                f"pip could not download {what}:\n    {tail}" + (f"\n  {fault}" if fault else "")
+            )
         [whl] = list((Path(tmp) / "out").glob("*.whl"))
         dest = store / whl.name
         shutil.move(str(whl), dest)

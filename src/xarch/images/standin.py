@@ -32,7 +32,7 @@ from xarch.errors import BadInput, BuildError, FetchError, XarchError
 from xarch.host import binfmt
 from xarch.images import hostdeb
 from xarch.images.resources import resource_path
-from xarch.model import children
+from xarch.model import children, faults
 from xarch.model.arch import Arch, host_arch
 from xarch.model.children import stopped_on_error
 from xarch.model.config import BootstrapBase, PinnedBase, RegistrySettings, Target
@@ -321,10 +321,11 @@ def python_wheels(spec: StandinSpec, log: Log = print) -> list[Path]:
             r = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if r.returncode != 0:
                 tail = (r.stderr or r.stdout).strip().splitlines()[-8:]
+                fault = faults.recognise(r.stderr + r.stdout, path=str(store))
                 raise FetchError(
                     f"pip could not download the stand-in's pinned wheels "
                     f"({', '.join(req.name for req in reqs)}, {spec.arch.name}) from the "
-                    "package index:\n    " + "\n    ".join(tail)
+                    "package index:\n    " + "\n    ".join(tail) + (f"\n  {fault}" if fault else "")
                 )
             for f in tmp.iterdir():  # pip checked every hash; publish each file atomically
                 os.replace(f, store / f.name)

@@ -21,6 +21,7 @@ import requests
 from docker.models.containers import Container as SdkContainer
 
 from xarch.errors import BuildError, DaemonError, EngineUnavailable, ImageNotFound, RegistryError
+from xarch.model import faults
 
 Log = Callable[[str], None]
 
@@ -50,6 +51,9 @@ def advice(action: Literal["push", "pull"], ref: str, detail: str, kind: ImageKi
         if action == "push"
         else f"cannot pull {what}{ref}: {detail}"
     )
+    fault = faults.recognise(detail, host=registry)
+    if fault is not None and fault.kind != "permission":  # "denied" is the registry's
+        return text + f"\n  {fault}"
     low = detail.lower()
     if "unauthorized" in low or "authentication required" in low or "denied" in low:
         return text + (

@@ -19,17 +19,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import yaml
 
 from xarch.errors import ChecksumMismatch, ConfigError, FetchError
+from xarch.model import faults
 from xarch.model.hashing import sha256_file
 from xarch.model.paths import cache_dir
 
 Log = Callable[[str], None]
 
-SIMPLE_JSON = "https://pypi.org/simple/{name}/"
+#: The index pip would use (PIP_INDEX_URL), else PyPI's; its PEP 691 JSON form.
+SIMPLE_INDEX = "https://pypi.org/simple"
 SIMPLE_TYPE = "application/vnd.pypi.simple.v1+json"
 TIMEOUT = 60
 _KEYS = ("name", "version", "sha256", "what", "test-command", "test-requires", "environment")
@@ -166,7 +169,8 @@ def sdist(project: RealProject, *, log: Log = print) -> Path:
             return f
     # PEP 691's JSON form of the simple index lists every file with its sha256: the pinned
     # sdist is the one whose hash is the pin.
-    index_url = SIMPLE_JSON.format(name=project.name)
+    index = os.environ.get("PIP_INDEX_URL", SIMPLE_INDEX).rstrip("/")
+    index_url = f"{index}/{project.name}/"
     try:
         r = requests.get(index_url, timeout=TIMEOUT, headers={"Accept": SIMPLE_TYPE})
         r.raise_for_status()
@@ -177,7 +181,9 @@ def sdist(project: RealProject, *, log: Log = print) -> Path:
             and str(f["filename"]).endswith((".tar.gz", ".zip"))
         ]
     except (requests.RequestException, ValueError, KeyError) as e:
-        raise FetchError(f"cannot read {index_url}: {e}") from None
+        fault = faults.recognise(f"{type(e).__name__}: {e}", host=urlsplit(index_url).hostname)
+        hint = f"\n  {fault}" if fault else ""
+        raise FetchError(f"cannot read {index_url}: {e}{hint}") from None
     if not files:
         raise FetchError(
             f"{index_url} lists no sdist with sha256 {project.sha256} ({project.label}): "
@@ -204,7 +210,14 @@ def sdist(project: RealProject, *, log: Log = print) -> Path:
         os.replace(tmp, dest)
         return dest
     except requests.RequestException as e:
-        raise FetchError(f"cannot download {url}: {e}") from None
+        fault = faults.recognise(f"{type(e).__name__}: {e}", host=urlsplit(url).hostname)
+        raise FetchError(
+            f"cannot download {url}: {e}" + (f"\n  {fault}" if fault else "")
+        ) from None
+    except OSError as e:  # the cache's disk
+        fault = faults.recognise(str(e), path=str(store))
+        hint = f"\n  {fault}" if fault else ""
+        raise FetchError(f"cannot store {filename} in {store}: {e}{hint}") from None
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -1,0 +1,72 @@
+"""Host faults recognised in each tool's own words (issue 18, item 4): the texts are
+what apt, pip, requests and the Docker engine print for them."""
+
+from __future__ import annotations
+
+import pytest
+
+from xarch.model.faults import recognise
+from xarch.oci.engine import advice
+
+CASES = [
+    # apt, downloading into a full cache (the issue's 2 MB tmpfs)
+    ("E: Failed to fetch ...  Error writing to file - write (28: No space left on device)",
+     "disk-full"),
+    # pip into a full directory
+    ("ERROR: Could not install packages due to an OSError: [Errno 28] No space left on "
+     "device: '/root/.cache/xarch/pypi/.download-x/pip-26.0.1-py3-none-any.whl'", "disk-full"),
+    ("OSError: [Errno 30] Read-only file system: '/cache/x'", "read-only"),
+    ("E: Could not open lock file /var/lib/apt/lists/lock - open (13: Permission denied)",
+     "permission"),
+    ("W: Failed to fetch ... Temporary failure resolving 'deb.example.org'", "dns"),  # apt
+    ("requests.exceptions.ConnectionError: HTTPSConnectionPool(host='pypi.org', port=443): "
+     "Failed to establish a new connection: [Errno -3] Temporary failure in name resolution",
+     "dns"),
+    ("ProxyError('Unable to connect to proxy', OSError('Tunnel connection failed: 403'))",
+     "proxy"),
+    ("SSLError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get "
+     "local issuer certificate", "tls"),
+    ("Get \"https://127.0.0.1:5000/v2/\": x509: certificate signed by unknown authority",
+     "tls"),
+    ("manifest unknown", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "kind"), CASES)
+def test_each_fault_is_recognised_in_the_tools_words(text: str, kind: str | None) -> None:
+    fault = recognise(text)
+    assert (fault.kind if fault else None) == kind
+
+
+def test_the_path_the_tool_printed_is_named() -> None:
+    fault = recognise("OSError: [Errno 28] No space left on device: '/srv/cache/pypi/x.whl'")
+    assert fault is not None and "/srv/cache/pypi/x.whl" in fault.advice
+    assert "df -h /srv/cache/pypi/x.whl" in fault.advice
+
+
+def test_else_the_callers_path_is_named() -> None:
+    fault = recognise("write (28: No space left on device)", path="/root/.cache/xarch/qemu")
+    assert fault is not None and "under /root/.cache/xarch/qemu" in fault.advice
+    assert "apt-get update" not in fault.advice
+
+
+def test_the_host_is_named() -> None:
+    fault = recognise("HTTPSConnectionPool(host='files.example.org', port=443): Name or "
+                      "service not known")  # fmt: skip
+    assert fault is not None and fault.kind == "dns" and "files.example.org" in fault.advice
+
+
+def test_the_engine_says_a_full_disk_instead_of_registry_advice() -> None:
+    text = advice(
+        "push",
+        "127.0.0.1:5000/xarch/x:t",
+        "write /var/lib/docker/tmp/GetImageBlob1: no space left on device",
+        "helper",
+    )
+    assert "the disk is full under /var/lib/docker/tmp/GetImageBlob1" in text
+    assert "registry-up" not in text and "docker login" not in text
+
+
+def test_the_engine_keeps_its_own_advice_for_its_own_faults() -> None:
+    text = advice("push", "127.0.0.1:5000/xarch/x:t", "denied: requested access", "helper")
+    assert "docker login 127.0.0.1:5000" in text
