@@ -439,25 +439,34 @@ VERSIONS_SCRIPT = (
 )
 
 
-def base_versions(engine: Engine, image: str, arch: Arch) -> tuple[str, str]:
-    """(``gcc -dumpfullversion``, the first line of ``as --version``) of ``image``;
-    empty strings for a base without gcc."""
+def run_in_base(engine: Engine, image: str, arch: Arch, script: str, *, what: str, off: str) -> str:
+    """What ``script`` prints in the base (its own sh, emulated, no network). A base
+    that cannot run (no handler: "exec format error") is named with the fix, and
+    ``off`` says how to do without the feature that needed it."""
     code, out = engine.run_output(
-        image, ["/bin/sh", "-c", VERSIONS_SCRIPT], platform=arch.platform, entrypoint=[],
+        image, ["/bin/sh", "-c", script], platform=arch.platform, entrypoint=[],
         network="none",
     )  # fmt: skip
     if code != 0:
         hint = ""
         if "exec format error" in out.lower():
             hint = (
-                f"\n  hint: an accelerated image is set up and proven under emulation at "
-                f"build time: register a handler first (`invoke binfmt-install --arch "
-                f"{arch.name}`), or set accelerate.enabled: false"
+                f"\n  hint: {what} is read under emulation at build time: register a handler "
+                f"first (`invoke binfmt-install --arch {arch.name}`), or {off}"
             )
         raise ToolchainError(
-            f"could not read the compiler version of {image} (exit {code}): "
-            f"{out.strip()[-300:]}{hint}"
+            f"could not read {what} of {image} (exit {code}): {out.strip()[-300:]}{hint}"
         )
+    return out
+
+
+def base_versions(engine: Engine, image: str, arch: Arch) -> tuple[str, str]:
+    """(``gcc -dumpfullversion``, the first line of ``as --version``) of ``image``;
+    empty strings for a base without gcc."""
+    out = run_in_base(
+        engine, image, arch, VERSIONS_SCRIPT,
+        what="the compiler version", off="set accelerate.enabled: false",
+    )  # fmt: skip
     lines = [*out.splitlines(), "", ""][:2]
     return lines[0].strip(), lines[1].strip()
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from xarch.errors import BadInput, ChecksumMismatch, FetchError, XarchError
-from xarch.images.native import labels_record
+from xarch.images.native import labels_record, run_in_base
 from xarch.images.resources import resource_text
 from xarch.model import faults
 from xarch.model.arch import Arch
@@ -83,21 +83,10 @@ VERSION_SCRIPT = "command -v uv >/dev/null 2>&1 || exit 0; uv --version"
 
 def base_uv_version(engine: Engine, image: str, arch: Arch) -> str:
     """The version of the uv on the base's PATH ("" when there is none)."""
-    code, out = engine.run_output(
-        image, ["/bin/sh", "-c", VERSION_SCRIPT], platform=arch.platform, entrypoint=[],
-        network="none",
+    out = run_in_base(
+        engine, image, arch, VERSION_SCRIPT,
+        what="the uv version", off="remove native-uv from this target",
     )  # fmt: skip
-    if code != 0:
-        hint = ""
-        if "exec format error" in out.lower():
-            hint = (
-                "\n  hint: the base's uv is read under emulation at build time: register a "
-                f"handler first (`invoke binfmt-install --arch {arch.name}`), or remove "
-                "native-uv from this target"
-            )
-        raise XarchError(
-            f"could not read the uv version of {image} (exit {code}): {out[-300:]}{hint}"
-        )
     m = re.search(r"^uv (\d+\.\d+\.\d+)", out.strip(), re.MULTILINE)
     return m.group(1) if m else ""
 
