@@ -109,7 +109,9 @@ def frontend_name(value: Any) -> str:
     return str(value).split(";", 1)[0].strip()
 
 
-def _pyproject(project: Path) -> dict[str, Any]:
+def cibuildwheel_table(project: Path) -> dict[str, Any]:
+    """The project's ``[tool.cibuildwheel]`` ({} without pyproject.toml); BadInput for
+    a file that is not TOML."""
     path = project / "pyproject.toml"
     if not path.is_file():
         return {}
@@ -124,7 +126,7 @@ def _pyproject(project: Path) -> dict[str, Any]:
 
 def read_project(project: Path, env: Mapping[str, str]) -> ProjectFrontend:
     """The project's frontend choice and the pip-only settings its containers get."""
-    cibw = _pyproject(project)
+    cibw = cibuildwheel_table(project)
     pip: list[tuple[str, str]] = []
     for var in _ENV_VARIABLES:
         for name in _PIP_RE.findall(env.get(var, "")):
@@ -191,7 +193,7 @@ def _selects(select: str, identifier: str) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class ImageTools:
-    """What an image offers a frontend, as read inside it (``uv_probe_command``)."""
+    """What an image offers a frontend, as read inside it (:func:`probe_command`)."""
 
     uv: str  # uv's version on PATH ("0.13.8"), "" when there is none
     pip_config: str = ""  # the pip config file the image carries, "" when none

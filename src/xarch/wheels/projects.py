@@ -24,10 +24,11 @@ from urllib.parse import urlsplit
 import requests
 import yaml
 
-from xarch.errors import ChecksumMismatch, ConfigError, FetchError
+from xarch.errors import BadInput, ChecksumMismatch, ConfigError, FetchError
 from xarch.model import faults
 from xarch.model.hashing import sha256_file
 from xarch.model.paths import cache_dir
+from xarch.wheels import frontend
 
 Log = Callable[[str], None]
 
@@ -74,14 +75,11 @@ class RealProject:
 
 
 def _has_own_test(src: Path) -> bool:
-    import tomllib
-
     try:
-        data = tomllib.loads((src / "pyproject.toml").read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        cibw = frontend.cibuildwheel_table(src)
+    except BadInput:  # cibuildwheel will say what is wrong with the file
         return False
-    cibw = data.get("tool", {}).get("cibuildwheel", {})
-    tables = [cibw, cibw.get("linux", {})] if isinstance(cibw, dict) else []
+    tables = [cibw, cibw.get("linux", {})]
     return any(isinstance(t, dict) and "test-command" in t for t in tables)
 
 
