@@ -13,6 +13,7 @@ import pytest
 
 from xarch.errors import BadInput, BuildError, RegistryError
 from xarch.images import standin
+from xarch.images.standin import bootstrap, publish, wheels
 from xarch.images.standin import StandinSpec, host_debian_mirror
 from xarch.model.arch import Arch, get_arch
 from xarch.model.config import BootstrapBase, RegistrySettings
@@ -120,7 +121,7 @@ def test_key_covers_mirror_and_pins() -> None:
 def test_every_wheel_is_pinned_by_version_and_sha256(req: str) -> None:
     spec = _spec("bullseye")
     path = next(f for f in spec.requirement_files() if f.name == req)
-    lines = standin._requirement_lines(path)
+    lines = wheels._requirement_lines(path)
     assert lines
     for line in lines:
         assert re.match(r"^[A-Za-z0-9_.-]+==[0-9][^ ]* ", line), line
@@ -131,7 +132,7 @@ REGISTRY = RegistrySettings(address="127.0.0.1:1", namespace="t", insecure=None)
 
 
 def _record(tmp_path: Path, spec: StandinSpec) -> None:
-    rec = standin._record_path(REGISTRY, spec)
+    rec = publish._record_path(REGISTRY, spec)
     rec.parent.mkdir(parents=True, exist_ok=True)
     rec.write_text('{"image": "i", "tag": "t", "digest": "sha256:' + "0" * 64 + '"}')
 
@@ -149,7 +150,7 @@ def test_a_refusing_registry_is_an_error_not_a_bootstrap(
 
     monkeypatch.setattr(RegistryClient, "head_manifest", refuse)
     with pytest.raises(RegistryError, match="401"):
-        standin.cached_base(REGISTRY, spec)
+        publish.cached_base(REGISTRY, spec)
 
 
 def test_a_missing_manifest_means_bootstrap_again(
@@ -159,17 +160,17 @@ def test_a_missing_manifest_means_bootstrap_again(
     spec = _spec("bullseye")
     _record(tmp_path, spec)
     monkeypatch.setattr(RegistryClient, "head_manifest", lambda self, repo, ref: None)
-    assert standin.cached_base(REGISTRY, spec) is None
+    assert publish.cached_base(REGISTRY, spec) is None
 
 
 def test_a_corrupt_record_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XARCH_CACHE_DIR", str(tmp_path))
     spec = _spec("bullseye")
-    rec = standin._record_path(REGISTRY, spec)
+    rec = publish._record_path(REGISTRY, spec)
     rec.parent.mkdir(parents=True)
     rec.write_text("{not json")
     with pytest.raises(BuildError, match=re.escape(str(rec))):
-        standin.cached_base(REGISTRY, spec)
+        publish.cached_base(REGISTRY, spec)
 
 
 def test_bootstraps_run_in_parallel_with_prefixed_logs(
@@ -198,13 +199,13 @@ def test_bootstraps_run_in_parallel_with_prefixed_logs(
         yield
         events.append(f"restore {arch.name}")
 
-    monkeypatch.setattr(standin, "bootstrap_rootfs", fake_bootstrap)
-    monkeypatch.setattr(standin, "cached_base", lambda registry, spec: None)
-    monkeypatch.setattr(standin, "_emulation", emulation)
+    monkeypatch.setattr(publish, "bootstrap_rootfs", fake_bootstrap)
+    monkeypatch.setattr(publish, "cached_base", lambda registry, spec: None)
+    monkeypatch.setattr(publish, "_emulation", emulation)
     lines: list[str] = []
     specs = [_spec("bullseye", "aarch64"), _spec("bookworm", "ppc64le")]
     emulators = {"aarch64": Path("/e/a"), "ppc64le": Path("/e/p")}
-    standin.prepare_standins(REGISTRY, specs, emulators, lines.append)
+    publish.prepare_standins(REGISTRY, specs, emulators, lines.append)
     assert sorted(done) == ["aarch64", "ppc64le"]
     assert "[aarch64] started" in lines and "[ppc64le] started" in lines
     # Every handler is made sure of before the workers start and restored after the
@@ -229,8 +230,8 @@ def test_a_cached_rootfs_is_not_bootstrapped(
     def fail(*args: object) -> Path:
         raise AssertionError("bootstrapped a cached rootfs")
 
-    monkeypatch.setattr(standin, "bootstrap_rootfs", fail)
-    standin.prepare_standins(REGISTRY, [spec], {"aarch64": Path("/e")}, print)
+    monkeypatch.setattr(publish, "bootstrap_rootfs", fail)
+    publish.prepare_standins(REGISTRY, [spec], {"aarch64": Path("/e")}, print)
 
 
 def test_stale_work_directories_of_dead_runs_are_removed(tmp_path: Path) -> None:
@@ -239,7 +240,7 @@ def test_stale_work_directories_of_dead_runs_are_removed(tmp_path: Path) -> None
     for d in (dead, alive):
         d.mkdir()
         (d / "rootfs.tar").write_bytes(b"partial")
-    standin._remove_stale_temporaries(tmp_path)
+    bootstrap._remove_stale_temporaries(tmp_path)
     assert not dead.exists()
     assert alive.exists()
 
@@ -266,16 +267,16 @@ def test_with_an_engine_each_worker_pushes_its_base_and_cached_roots_skip_bootst
         events.append(f"register {arch.name}")
         yield
 
-    def publish(
+    def push(
         engine: object, registry: object, spec: StandinSpec, rootfs: Path, log: object
     ) -> None:
         events.append(f"push {spec.arch.name} via {engine}")
 
-    monkeypatch.setattr(standin, "bootstrap_rootfs", bootstrap)
-    monkeypatch.setattr(standin, "cached_base", lambda registry, spec: None)
-    monkeypatch.setattr(standin, "_emulation", emulation)
-    monkeypatch.setattr(standin, "publish_standin", publish)
-    standin.prepare_standins(
+    monkeypatch.setattr(publish, "bootstrap_rootfs", bootstrap)
+    monkeypatch.setattr(publish, "cached_base", lambda registry, spec: None)
+    monkeypatch.setattr(publish, "_emulation", emulation)
+    monkeypatch.setattr(publish, "publish_standin", push)
+    publish.prepare_standins(
         REGISTRY,
         [cached, fresh],
         {"aarch64": Path("/e/a"), "ppc64le": Path("/e/p")},

@@ -5,7 +5,7 @@ load``ed.
 Docker 20.10 ignores ``--platform`` on ``docker import`` and on classic builds and
 records the host's architecture (for ``FROM scratch`` too). An image config written
 by us says what the image really is: ``architecture``, ``variant`` and ``os`` are
-set from the architecture table. Used for the stand-in bases (standin.py) and the
+set from the architecture table. Used for the stand-in bases (images/standin) and the
 binfmt installer image (installer.py).
 
 Layers made here from files (:func:`write_layer`) are reproducible: entries sorted,
