@@ -30,6 +30,8 @@ from xarch.oci.registry_server import RegistryServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = REPO_ROOT / "config" / "offline.yaml"
+#: ppc64le and s390x: stand-ins with CPython 3.9 built from source (docs/standins.md).
+OFFLINE_EMULATED = REPO_ROOT / "config" / "offline-emulated.yaml"
 TAG = "t1"
 SESSION_START = time.time()
 
@@ -172,22 +174,37 @@ def offline() -> Config:
 def standin_bases(
     client: docker.DockerClient, registry_server: RegistryServer, offline: Config
 ) -> Iterator[dict[str, PinnedBase]]:
-    """The offline profile's stand-in bases, pushed to the test registry, by digest.
+    """The offline profiles' stand-in bases, pushed to the test registry, by digest, as
+    they are asked for (a mapping by architecture name).
 
-    Uses the cached root filesystems (the quick start makes them); bootstraps when
-    they are missing, which takes a few minutes per architecture.
+    Uses the cached root filesystems (the quick start makes aarch64's and armv7l's, the
+    emulated-architecture tests ppc64le's and s390x's); bootstraps one that is missing,
+    which takes a few minutes.
     """
     reg = RegistrySettings(address=registry_server.address, namespace="test", insecure=None)
-    emulators = qemu.ensure_emulators(offline.qemu, [t.arch for t in offline.targets], quiet)
-    out = {}
-    for t in offline.targets:
-        assert isinstance(t.base, BootstrapBase)
-        spec = StandinSpec(base=t.base, arch=t.arch)
-        out[t.arch.name] = ensure_standin_base(
-            Engine(client), reg, spec, emulators[t.arch.name], quiet
-        )
-    yield out
+    configs = [offline, load_config(OFFLINE_EMULATED)]
+    yield _LazyBases(client, reg, configs)
     remove_images_of(client, registry_server.address)
+
+
+class _LazyBases(dict[str, PinnedBase]):
+    def __init__(
+        self, client: docker.DockerClient, reg: RegistrySettings, configs: list[Config]
+    ) -> None:
+        super().__init__()
+        self._client, self._reg = client, reg
+        self._targets = {t.arch.name: (c, t) for c in reversed(configs) for t in c.targets}
+
+    def __missing__(self, arch: str) -> PinnedBase:
+        config, t = self._targets[arch]
+        assert isinstance(t.base, BootstrapBase)
+        emulators = qemu.ensure_emulators(config.qemu, [t.arch], quiet)
+        spec = StandinSpec(base=t.base, arch=t.arch)
+        base = ensure_standin_base(
+            Engine(self._client), self._reg, spec, emulators[t.arch.name], quiet
+        )
+        self[arch] = base
+        return base
 
 
 def remove_images_of(client: docker.DockerClient, address: str) -> None:
@@ -242,7 +259,9 @@ def write_config(
                     "version": offline.qemu.source.version,
                 }
             },
-            "sha256": dict(offline.qemu.sha256) | (sha256 or {}),
+            "sha256": dict(offline.qemu.sha256)
+            | dict(load_config(OFFLINE_EMULATED).qemu.sha256)
+            | (sha256 or {}),
         },
         "targets": [
             {

@@ -182,13 +182,6 @@ SHIPPED = [
                 "tags": ("standin",),
                 "base": BootstrapBase,
             },
-            "standin-manylinux2014_ppc64le": {
-                "arch": "ppc64le",
-                "platform": "linux/ppc64le",
-                "family": "standin-manylinux2014",
-                "tags": ("standin",),
-                "base": BootstrapBase,
-            },
             "standin-manylinux_2_31_armv7l": {
                 "arch": "armv7l",
                 "platform": "linux/arm/v7",
@@ -198,6 +191,20 @@ SHIPPED = [
             },
         },
         id="offline",
+    ),
+    pytest.param(
+        "config/offline-emulated.yaml",
+        {
+            f"standin-manylinux_2_28_{a}": {
+                "arch": a,
+                "platform": ARCHES[a].platform,
+                "family": "standin-manylinux_2_28",
+                "tags": ("standin",),
+                "base": BootstrapBase,
+            }
+            for a in ("ppc64le", "s390x")
+        },
+        id="offline-emulated",
     ),
 ]
 

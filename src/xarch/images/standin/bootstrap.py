@@ -14,7 +14,9 @@ from pathlib import Path
 from xarch.errors import BuildError
 from xarch.host import binfmt
 from xarch.images import hostdeb
+from xarch.images.standin import interpreters
 from xarch.images.standin.suites import (
+    CP39_INSTALL_SCRIPT,
     DPKG_EXCLUDES,
     MERGED_USR_HOOK,
     Log,
@@ -119,7 +121,8 @@ def bootstrap_rootfs(
         host_deb = None
         if shell is not None and spec.arch.debian_arch != host_arch().debian_arch:
             host_deb = hostdeb.stage(work / "host-deb", shell)
-        return _bootstrap(spec, emulator, wheels, apt_archive, work, out, log, host_deb)
+        cross = interpreters.prepare(spec, work, log)
+        return _bootstrap(spec, emulator, wheels, apt_archive, work, out, log, host_deb, cross)
     finally:
         # Even a failed bootstrap keeps the .debs apt fetched (and checked) for the next.
         _publish_debs(work / "debs", apt_archive)
@@ -135,6 +138,7 @@ def _bootstrap(
     out: Path,
     log: Log,
     host_deb: Path | None = None,
+    cross: interpreters.CrossBuild | None = None,
 ) -> Path:
     tmp = work / "rootfs.tar"
     fetched = work / "debs"
@@ -163,8 +167,15 @@ def _bootstrap(
             f"--customize-hook=sync-in {stage} /tmp/xarch-standin",
             '--customize-hook=chroot "$1" /bin/sh /tmp/xarch-standin/setup-standin.sh '
             + spec.suite.python,
-            '--customize-hook=rm -rf "$1/tmp/xarch-standin"',
         ]
+        if cross is not None:
+            # On the host, natively: CPython 3.9 cross-compiled into the root, then pip
+            # and build installed into it in the chroot (interpreters.py says why).
+            cmd += [
+                f"--customize-hook={cross.hook()}",
+                '--customize-hook=chroot "$1" /bin/sh /tmp/xarch-standin/' + CP39_INSTALL_SCRIPT,
+            ]
+        cmd += ['--customize-hook=rm -rf "$1/tmp/xarch-standin"']
     cmd += [spec.base.suite, str(tmp), spec.mirror]
     log("+ " + " ".join(shell_quote(c) for c in cmd))
     log(f"  bootstrapping Debian {spec.base.suite} {spec.arch.debian_arch} (a few minutes, once)")
@@ -182,7 +193,7 @@ def _bootstrap(
             if not transient or attempt == BOOTSTRAP_ATTEMPTS:
                 raise BuildError(
                     f"mmdebstrap failed (exit {rc}) for {spec.arch.debian_arch}:\n    "
-                    + "\n    ".join(tail[-12:])
+                    + "\n    ".join(tail[-20:])
                 )
             log(
                 f"  the archive answered inconsistently (mirror sync?); retrying in 20 s "

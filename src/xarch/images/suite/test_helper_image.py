@@ -206,6 +206,46 @@ def test_utility_interpreter_is_real_cpython_39(
     assert (name, version, is_elf) == ("cpython", "3.9", "True"), exe
 
 
+L_CPYTHON_SOURCE = "io.xarch.standin.cpython-source"
+#: What the built-from-source cp39 must have: the modules a manylinux interpreter has
+#: (each needs a library configure may silently skip), each made to do some work.
+BUILT_MODULES_CODE = """
+import bz2, ctypes, ctypes.util, hashlib, lzma, sqlite3, ssl, sys, uuid, zlib, _decimal
+data = b'xarch' * 1000
+assert zlib.decompress(zlib.compress(data)) == data
+assert bz2.decompress(bz2.compress(data)) == data
+assert lzma.decompress(lzma.compress(data)) == data
+con = sqlite3.connect(':memory:')
+assert con.execute('select 6 * 7').fetchone() == (42,)
+libc = ctypes.CDLL(ctypes.util.find_library('c'))
+assert libc.strlen(b'xarch') == 5
+assert ssl.OPENSSL_VERSION.startswith('OpenSSL'), ssl.OPENSSL_VERSION
+ssl.create_default_context()
+assert hashlib.sha256(b'').hexdigest().startswith('e3b0c442')
+uuid.uuid4()
+print(sys.version.split()[0], sys.byteorder, ssl.OPENSSL_VERSION)
+"""
+#: A subset of CPython's own test suite, run under emulation: packing and byte order,
+#: compression, binary codecs and the foreign-function interface.
+BUILT_TESTS = ("test_struct", "test_zlib", "test_binascii", "test_ctypes")
+
+
+def test_built_interpreter_has_its_modules(guest: Any, image: ImageUnderTest) -> None:
+    """A stand-in whose cp39 xarch built from source (label io.xarch.standin.cpython-source):
+    ssl, ctypes, sqlite3, zlib, bz2, lzma, uuid and _decimal import and work, the byte
+    order is the architecture's, and a subset of CPython's own tests passes."""
+    source = image.labels.get(L_CPYTHON_SOURCE)
+    if source is None:
+        pytest.skip("no interpreter built from source in this image")
+    out = _check_py(guest, UTILITY_PYTHON, BUILT_MODULES_CODE).split()
+    assert out[0] == source.split("_")[1].split(".orig")[0], (out, source)  # 3.9.2
+    big = image.target.arch.name == "s390x"
+    assert out[1] == ("big" if big else "little"), out
+    r = guest.run(f"{UTILITY_PYTHON} -m test -q {' '.join(BUILT_TESTS)}")
+    assert r.rc == 0, (r.stdout + r.stderr)[-3000:]
+    assert "SUCCESS" in r.stdout, r.stdout[-2000:]
+
+
 def test_each_interpreter_is_what_its_directory_says(
     guest: Any, manylinux_env: dict[str, str]
 ) -> None:

@@ -1,0 +1,227 @@
+"""CPython 3.9 built from source, for stand-ins whose Debian suite has no Python 3.9.
+
+cibuildwheel 4.3.5 runs ``/opt/python/cp39-cp39/bin/python`` for everything it does in
+a container (``oci_container.py``: ``UTILITY_PYTHON``), and bullseye, the last Debian
+with a Python 3.9, no longer carries ppc64el, s390x or riscv64. So those stand-ins
+build CPython 3.9 themselves, as manylinux builds its interpreters: from the source
+Debian shipped for bullseye (``python3.9_3.9.2.orig.tar.xz``, the upstream tarball,
+pinned here by sha256), configured with ``--prefix=/opt/python/cp39-cp39``.
+
+Where it is built, and why not under emulation: configure's ~700 compile-and-run checks,
+setup.py's extension builds and the standard library's byte-compilation run the new
+interpreter and the gcc driver hundreds of times; under QEMU that is the better part of
+an hour per architecture, on a CI budget of 60 minutes for everything. Instead it is
+*cross*-compiled on the host, natively, in a customize hook of the bootstrap, with the
+freshly made root filesystem as the sysroot (its headers, its libraries, its own
+``crtbegin.o`` and ``libgcc``):
+
+- the compilers are Debian's x86_64 cross packages of exactly the suite's gcc and
+  binutils (``gcc-12-powerpc64le-linux-gnu`` 12.2.0-14cross1 for bookworm's gcc 12.2.0),
+  pinned by sha256 below: the same leaves the compiler probe of ``config/offline-native.
+  yaml`` proves equivalent to the image's own (``images.native_probe``);
+- the build Python (setup.py, byte-compiling) is the same CPython 3.9.2, built natively
+  once per host and cached (bytecode does not depend on the architecture);
+- configure cannot run target programs when cross-compiling: ``CONFIG_SITE`` answers the
+  two questions it cannot guess (``/dev/ptmx`` exists, ``/dev/ptc`` does not).
+
+The result is checked inside the image (the image suite: ``ssl``, ``ctypes``, ``sqlite3``,
+``zlib`` and more import; a subset of ``python -m test`` passes under emulation) and its
+source is recorded in the label ``io.xarch.standin.cpython-source``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from xarch.errors import BuildError, ChecksumMismatch, FetchError
+from xarch.images import native
+from xarch.images.resources import resource_path
+from xarch.images.standin.pins import CP39_SOURCE, CROSS_TOOLCHAINS, PythonSource
+from xarch.images.standin.suites import CP39_BUILD_SCRIPT, Log, StandinSpec
+from xarch.model import faults
+from xarch.model.arch import Arch
+from xarch.model.config import Accelerate, DebPin
+from xarch.model.hashing import sha256_file
+from xarch.model.paths import cache_dir
+
+PREFIX = "/opt/python/cp39-cp39"
+
+
+def toolchain_pins(spec: StandinSpec) -> tuple[DebPin, ...]:
+    pins = CROSS_TOOLCHAINS.get((spec.base.suite, spec.arch.debian_arch))
+    if pins is None:
+        known = ", ".join(f"{s}/{a}" for s, a in CROSS_TOOLCHAINS)
+        raise BuildError(
+            f"no cross toolchain is pinned to build CPython 3.9 for Debian {spec.base.suite} "
+            f"{spec.arch.debian_arch} (pinned: {known}); "
+            "add its .debs to CROSS_TOOLCHAINS in xarch/images/standin/pins.py"
+        )
+    return pins
+
+
+# ---------------------------------------------------------------------------- inputs
+
+
+def fetch_source(mirror: str, log: Log = print, pin: PythonSource = CP39_SOURCE) -> Path:
+    """The pinned CPython tarball from Debian's pool, in xarch's cache; checked by
+    sha256 before it is published under its name (a mismatch is ChecksumMismatch,
+    exit 2, naming both hashes; nothing is kept)."""
+    store = cache_dir() / "sources"
+    out = store / pin.filename
+    if out.is_file() and sha256_file(out) == pin.sha256:
+        return out
+    store.mkdir(parents=True, exist_ok=True)
+    url = f"{mirror.rstrip('/')}/{pin.pool}"
+    log(f"  downloading {url}")
+    fd, tmp_name = tempfile.mkstemp(prefix=".download-", dir=store)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=60) as r:
+            shutil.copyfileobj(r, f)
+        got = sha256_file(tmp)
+        if got != pin.sha256:
+            raise ChecksumMismatch(
+                f"the CPython {pin.version} source {url} has sha256 {got}; xarch pins "
+                f"{pin.sha256} (CP39_SOURCE in xarch/images/standin/pins.py)\n"
+                "  hint: the mirror serves another file under that name; nothing was built"
+            )
+        os.replace(tmp, out)
+    except (urllib.error.URLError, OSError) as e:
+        fault = faults.recognise(str(e), path=str(store), host=mirror)
+        raise FetchError(
+            f"cannot download the CPython source {url}: {e}" + (f"\n  {fault}" if fault else "")
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+def _run(cmd: Sequence[str], log_file: Path, cwd: Path, env: dict[str, str] | None = None) -> None:
+    with log_file.open("ab") as out:
+        r = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
+    if r.returncode != 0:
+        tail = log_file.read_text(errors="replace").strip().splitlines()[-20:]
+        raise BuildError(
+            f"{' '.join(cmd[:2])} failed (exit {r.returncode}) in {cwd}; the end of {log_file}:"
+            "\n    " + "\n    ".join(tail)
+        )
+
+
+def build_python(source: Path, log: Log = print, pin: PythonSource = CP39_SOURCE) -> Path:
+    """The native x86_64 CPython of the same version (the cross build's setup.py and
+    byte-compiler), built once per host into xarch's cache; its bin/ directory."""
+    out = cache_dir() / "python-build" / f"{pin.version}-x86_64-{pin.sha256[:12]}"
+    python = out / "bin" / f"python{pin.version.rsplit('.', 1)[0]}"
+    if python.is_file():
+        return python.parent
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".work-{os.getpid()}-", dir=out.parent))
+    try:
+        log(f"  building the native build Python {pin.version} once (about 2 minutes)")
+        with tarfile.open(source) as tar:
+            tar.extractall(work / "src", filter="tar")
+        (src,) = (work / "src").iterdir()
+        logf = work / "build.log"
+        jobs = str(os.cpu_count() or 1)
+        _run([str(src / "configure"), f"--prefix={out}", "--without-ensurepip"], logf, src)
+        _run(["make", f"-j{jobs}"], logf, src)
+        _run(["make", "install"], logf, src)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if not python.is_file():
+        shutil.rmtree(out, ignore_errors=True)
+        raise BuildError(f"the build Python's install made no {python}")
+    return python.parent
+
+
+def cross_toolchain(spec: StandinSpec, log: Log = print) -> Path:
+    """Debian's x86_64 cross gcc and binutils of the suite's version, unpacked (not
+    installed) under xarch's cache; the tree's root."""
+    pins = toolchain_pins(spec)
+    acc = Accelerate(
+        enabled=True,
+        toolchain=f"debian-{spec.base.suite}-gcc{spec.suite.gcc}-{spec.arch.name}-cross",
+        gcc_version=spec.suite.gcc,
+        binutils_version="",
+        leaves=(),
+        packages=pins,
+        suite=spec.base.suite,
+        mirror=spec.mirror,
+        directory="",
+    )
+    key = hashlib.sha256(json.dumps([[p.package, p.sha256] for p in pins]).encode()).hexdigest()
+    tree = cache_dir() / "cross" / f"{spec.base.suite}-{spec.arch.debian_arch}-{key[:12]}"
+    if (tree / ".complete").is_file():
+        return tree
+    debs = native.fetch_debs(acc, cache_dir() / "native", log)
+    tree.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".work-{os.getpid()}-", dir=tree.parent))
+    try:
+        native.unpack_debs(debs, tmp)
+        (tmp / ".complete").write_text("\n".join(sorted(p.name for p in debs.values())) + "\n")
+        shutil.rmtree(tree, ignore_errors=True)
+        os.replace(tmp, tree)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return tree
+
+
+@dataclass(frozen=True, kw_only=True)
+class CrossBuild:
+    """What the bootstrap's host-side hook needs to build cp39 into the new root."""
+
+    source: Path
+    build_python: Path  # a bin/ directory holding python3.9
+    toolchain: Path
+    arch: Arch
+    gcc_major: str
+    work: Path
+
+    def hook(self) -> str:
+        """The mmdebstrap customize hook (runs on the host; "$1" is the new root)."""
+        script = Path(str(resource_path("standin-manylinux"))) / CP39_BUILD_SCRIPT
+        env = {
+            "XARCH_CPYTHON_SOURCE": self.source,
+            "XARCH_BUILD_PYTHON": self.build_python,
+            "XARCH_CROSS_TREE": self.toolchain,
+            "XARCH_TRIPLET": self.arch.gnu_triplet,
+            "XARCH_GCC_MAJOR": self.gcc_major,
+            "XARCH_WORK": self.work,
+            "XARCH_PREFIX": PREFIX,
+        }
+        assigns = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in env.items())
+        return f'env {assigns} /bin/sh {shlex.quote(str(script))} "$1"'
+
+
+def prepare(spec: StandinSpec, work: Path, log: Log = print) -> CrossBuild | None:
+    """The inputs of spec's cp39 build, fetched and checked; None where the suite has
+    its own Python 3.9 (or the layout is plain Debian)."""
+    if spec.base.layout != "manylinux-standin" or not spec.suite.builds_cp39:
+        return None
+    log(
+        f"  CPython {CP39_SOURCE.version} for /opt/python/cp39-cp39: Debian {spec.base.suite} "
+        f"has none, so it is built from source (cross-compiled natively, see docs/standins.md)"
+    )
+    source = fetch_source(spec.mirror, log)
+    tree = cross_toolchain(spec, log)
+    bindir = build_python(source, log)
+    return CrossBuild(
+        source=source,
+        build_python=bindir,
+        toolchain=tree,
+        arch=spec.arch,
+        gcc_major=spec.suite.gcc,
+        work=work / "cpython",
+    )

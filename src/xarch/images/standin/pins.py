@@ -1,0 +1,104 @@
+"""What stand-ins build from source, pinned: the CPython tarball and Debian's x86_64 cross
+toolchains that build it (xarch.images.standin.interpreters). Part of the root
+filesystem's key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xarch.model.config import DebPin
+
+
+@dataclass(frozen=True, kw_only=True)
+class PythonSource:
+    """A CPython source tarball in Debian's pool, by exact name and sha256."""
+
+    version: str
+    pool: str  # path under the mirror
+    sha256: str
+
+    @property
+    def filename(self) -> str:
+        return self.pool.rsplit("/", 1)[1]
+
+
+CP39_SOURCE = PythonSource(
+    version="3.9.2",
+    pool="pool/main/p/python3.9/python3.9_3.9.2.orig.tar.xz",
+    # = python.org's Python-3.9.2.tar.xz; Debian's bullseye python3.9_3.9.2-1.dsc lists it
+    sha256="3c2034c54f811448f516668dce09d24008a0716c3a794dd8639b5388cbde247d",
+)
+
+_LIBS_BOOKWORM = (
+    DebPin(
+        package="libbinutils",
+        version="2.40-2",
+        sha256="fcf55b99e5f8a78f3c8ce9b6957f1024f394cf20c196b100d308a57e43547710",
+    ),
+    DebPin(
+        package="libisl23",
+        version="0.25-1.1",
+        sha256="ebff0b2f8b220c74224197523019366e97ee4770d464bebc48e4865114e4da0e",
+    ),
+    DebPin(
+        package="libmpc3",
+        version="1.3.1-1",
+        sha256="d7f79544790e44f9b0c8cb9034a18c58d37f8702a15f32539050718679e52f80",
+    ),
+    DebPin(
+        package="libmpfr6",
+        version="4.2.0-1",
+        sha256="37b7a2b4e78890b6a074777f27b96c84f58e81558ba08410c2b6c0ca4a4ad77b",
+    ),
+    DebPin(
+        package="libgmp10",
+        version="2:6.2.1+dfsg1-1.1",
+        sha256="187aedef2ed763f425c1e523753b9719677633c7eede660401739e9c893482bd",
+    ),
+    DebPin(
+        package="libzstd1",
+        version="1.5.4+dfsg2-5",
+        sha256="6315b5ac38b724a710fb96bf1042019398cb656718b1522279a5185ed39318fa",
+    ),
+    DebPin(
+        package="libjansson4",
+        version="2.14-2",
+        sha256="3fc9742f9f1a37bcb9931df6074b4d1483419ef832ad5349f47323e75fc27864",
+    ),
+)
+
+
+def _cross(triplet: str, cpp: str, gcc: str, binutils: str) -> tuple[DebPin, ...]:
+    return (
+        DebPin(package=f"cpp-12-{triplet}", version="12.2.0-14cross1", sha256=cpp),
+        DebPin(package=f"gcc-12-{triplet}", version="12.2.0-14cross1", sha256=gcc),
+        DebPin(package=f"binutils-{triplet}", version="2.40-2", sha256=binutils),
+        *_LIBS_BOOKWORM,
+    )
+
+
+#: (suite, Debian architecture) -> Debian's amd64 cross toolchain of exactly the suite's
+#: gcc (12.2.0) and binutils (2.40): the .debs by version and sha256 (bookworm's Packages).
+CROSS_TOOLCHAINS: dict[tuple[str, str], tuple[DebPin, ...]] = {
+    ("bookworm", "ppc64el"): _cross(
+        "powerpc64le-linux-gnu",
+        cpp="824af477ca85844e4fe27e190138bc92cb334da724441b0497b55e13475a7f88",
+        gcc="7c070446a011b4af41dc0b63f34ed315312092cdd46381f3c5fb6cb29a10f969",
+        binutils="86ee9063c65141841d8a15f961bd5e2e6a969003edff1123e1730310f65c6597",
+    ),
+    ("bookworm", "s390x"): _cross(
+        "s390x-linux-gnu",
+        cpp="b312f2b349cf2f56ea791f9ba2bd19871a632b272d06a038f19fd46d1b740362",
+        gcc="1cecccae127822bad6104b1c9567605d63f01f582b2b435f0e912762a10cd5dd",
+        binutils="9c7737cab7d917581cf0bc875e7f360cdd40a6fa172376bea3a6911950fda599",
+    ),
+}
+
+
+def cp39_inputs(suite: str, debian_arch: str) -> dict[str, object]:
+    """What a built cp39 is made of, for the root filesystem's key."""
+    pins = CROSS_TOOLCHAINS.get((suite, debian_arch), ())
+    return {
+        "source": [CP39_SOURCE.pool, CP39_SOURCE.sha256],
+        "toolchain": [[p.package, p.version, p.sha256] for p in pins],
+    }

@@ -1,0 +1,186 @@
+"""The architectures that still need emulation on hosted CI, end to end (issue 17):
+ppc64le and s390x stand-ins (Debian bookworm, CPython 3.9 built from source beside
+Debian's 3.11) from config/offline-emulated.yaml. Their helper images are built and
+pushed here when the report has none (minutes, once: the root filesystems, with the
+interpreter, are cached), proven by `invoke test-images` under handlers with and without
+flag F, diagnosed by `doctor`, and used by cibuildwheel 4.3.5, unchanged, to build,
+repair and test the sample C extension for cp39 and cp311 on each.
+
+s390x is the only big-endian target: its wheel's extension must be a big-endian ELF of
+machine S/390 that answers inside the image.
+
+    pytest tests/e2e/test_emulated_arches.py
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import REPO_ROOT, Pushed, copy_project
+from xarch.errors import XarchError
+from xarch.host import binfmt
+from xarch.model.arch import get_arch
+from xarch.model.config import load_config
+from xarch.model.report import read_report
+from xarch.oci.registry import RegistryClient
+from xarch.publish.pull import pushed_refs
+from xarch.runner import doctor
+from xarch.wheels.run import build_wheels
+
+pytestmark = [pytest.mark.docker, pytest.mark.registry, pytest.mark.emulation, pytest.mark.binfmt]
+
+CONFIG = REPO_ROOT / "config" / "offline-emulated.yaml"
+ARCHES = ("ppc64le", "s390x")
+INVOKE = str(Path(sys.executable).with_name("invoke"))
+#: e_machine and EI_DATA of each architecture's ELF files.
+ELF = {"ppc64le": (21, 1), "s390x": (22, 2)}
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _invoke(*args: str, log: Path) -> subprocess.CompletedProcess[str]:
+    with log.open("a") as out:
+        out.write(f"\n+ invoke {' '.join(args)}\n")
+    r = subprocess.run([INVOKE, *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    with log.open("a") as out:
+        out.write(r.stdout + r.stderr)
+    return r
+
+
+@pytest.fixture(scope="session")
+def emulated(pushed: Pushed, tmp_path_factory: pytest.TempPathFactory) -> Pushed:
+    """config/offline-emulated.yaml's helper images, pushed (built here when missing)."""
+    config = load_config(CONFIG)
+    report = pushed.report
+    try:
+        refs = pushed_refs(read_report(report), config, config.targets, report)
+    except XarchError:
+        log = tmp_path_factory.mktemp("emulated") / "build.log"
+        for task in ("build-images", "push-images"):
+            r = _invoke(task, "--config", str(CONFIG), log=log)
+            assert r.returncode == 0, f"invoke {task} failed:\n{(r.stdout + r.stderr)[-3000:]}"
+        refs = pushed_refs(read_report(report), config, config.targets, report)
+    return Pushed(config=config, report=report, refs=refs)
+
+
+@contextlib.contextmanager
+def _handler(arch_name: str, flags: str) -> Iterator[None]:
+    """Only a handler of these flags for the architecture; the host's put back after."""
+    if not binfmt.is_available():
+        pytest.skip("binfmt_misc is not mounted")
+    arch = get_arch(arch_name)
+    with binfmt.preserved(log=_quiet):
+        for e in binfmt.entries_for(arch):
+            binfmt.unregister(e.name, log=_quiet)
+        path = arch.emulator_path if flags == "" else str(_pinned_emulator(arch_name))
+        with binfmt.temporary_handler(arch, path, flags=flags, log=_quiet):
+            yield
+
+
+def _pinned_emulator(arch_name: str) -> Path:
+    from xarch.host import qemu
+
+    config = load_config(CONFIG)
+    return qemu.ensure_emulators(config.qemu, [get_arch(arch_name)], _quiet)[arch_name]
+
+
+def test_test_images_passes_under_f_and_no_f_handlers(emulated: Pushed, tmp_path: Path) -> None:
+    """The image suite (the cibuildwheel contract, both interpreters, uv, the compiler)
+    passes for both images under each kind of handler, and the JUnit file says so."""
+    r = _invoke(
+        "test-images", "--config", str(CONFIG), "--binfmt-mode", "both",
+        "--junit", str(tmp_path / "junit.xml"), log=tmp_path / "test-images.log",
+    )  # fmt: skip
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    files = sorted(tmp_path.glob("junit*.xml"))
+    assert len(files) == 2, files  # one per handler mode
+    for f in files:
+        cases = list(ET.parse(f).getroot().iter("testcase"))
+        failed = [c.get("name") for c in cases if c.find("failure") is not None]
+        assert not failed, (f.name, failed)
+        for t in emulated.targets:
+            ran = [
+                c for c in cases if t.name in (c.get("name") or "") and c.find("skipped") is None
+            ]
+            assert ran, f"{f.name}: no test of {t.name} ran"
+        built = [c for c in cases if "test_built_interpreter" in (c.get("name") or "")]
+        assert len(built) >= len(emulated.targets), f"{f.name}: the cp39 checks did not run"
+        assert all(c.find("skipped") is None for c in built), f.name
+
+
+@pytest.mark.parametrize("arch_name", ARCHES)
+def test_cibuildwheel_builds_cp39_and_cp311_with_doctor_agreeing(
+    arch_name: str,
+    emulated: Pushed,
+    ca_bundle: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under a flag-F handler for the pinned emulator: doctor says the image runs, and
+    cibuildwheel builds, repairs (manylinux_2_36) and tests the sample C extension for
+    the built-from-source cp39 and Debian's cp311. The wheel's extension is an ELF of the
+    architecture's machine and byte order."""
+    target = next(t for t in emulated.targets if t.arch.name == arch_name)
+    monkeypatch.setenv("XARCH_BUILD_DIR", str(tmp_path / "build"))
+    monkeypatch.setenv("CIBW_BUILD", "cp39-* cp311-*")
+    report = tmp_path / "report.json"
+    report.write_text(emulated.report.read_text())
+    out = tmp_path / "wheelhouse"
+    with _handler(arch_name, "F"):
+        verdict = next(
+            v
+            for v in doctor.diagnose(emulated.config, probe_containers=False).targets
+            if v.target == target.name
+        )
+        assert verdict.verdict == doctor.RUNS, verdict.reason
+        outcome = build_wheels(
+            emulated.config,
+            [target.name],
+            project=copy_project("cext", tmp_path),
+            output=out,
+            report=report,
+            ca_bundle=ca_bundle,
+            environ=dict(os.environ),
+        )
+    wheels = sorted(w.name for w in out.glob("*.whl"))
+    assert [w.split("-")[2] for w in wheels] == ["cp311", "cp39"], wheels
+    for w in wheels:
+        assert w.endswith(f"manylinux_2_36_{arch_name}.whl"), w
+    [run] = outcome.results
+    log = Path(run.log).read_text()
+    assert log.count(" passed") >= 2, "the project's tests did not run for both Pythons"
+    machine, data = ELF[arch_name]
+    with zipfile.ZipFile(out / wheels[1]) as z:
+        [so] = [n for n in z.namelist() if n.endswith(".so")]
+        head = z.read(so)[:20]
+    assert head[:4] == b"\x7fELF" and head[5] == data, head
+    order = "big" if data == 2 else "little"
+    assert int.from_bytes(head[18:20], order) == machine
+
+
+def test_images_are_in_one_multi_arch_index(emulated: Pushed) -> None:
+    """Both helper images are in the family's index, each under its own platform and
+    with the digest the report recorded for it."""
+    config = emulated.config
+    client = RegistryClient(config.registry.address, insecure=config.registry.insecure)
+    repo = config.registry.repository("standin-manylinux_2_28")
+    _, index = client.get_manifest(repo, "standin")
+    by_platform = {
+        f"{m['platform']['os']}/{m['platform']['architecture']}": m["digest"]
+        for m in index["manifests"]
+    }
+    assert by_platform == {
+        f"linux/{t.arch.platform.split('/')[1]}": emulated.refs[t.name].digest
+        for t in emulated.targets
+    }

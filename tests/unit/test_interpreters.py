@@ -1,0 +1,144 @@
+"""Stand-ins that build CPython 3.9 from source: which suites do, what keys and labels say,
+and the bad input and failures that must stop a bootstrap (issue 17)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from xarch.errors import BadInput, ChecksumMismatch
+from xarch.images.resources import resource_path
+from xarch.images.standin import StandinSpec, interpreters, pins
+from xarch.model.arch import get_arch
+from xarch.model.config import BootstrapBase
+
+MIRROR = "http://deb.debian.org/debian"
+
+
+def _spec(suite: str, arch: str) -> StandinSpec:
+    base = BootstrapBase(
+        suite=suite, layout="manylinux-standin", packages=(), mirror=MIRROR, image="bases/s"
+    )
+    return StandinSpec(base=base, arch=get_arch(arch))
+
+
+def test_a_suite_without_the_architecture_is_refused_naming_the_suites_that_have_it() -> None:
+    with pytest.raises(BadInput) as e:
+        _spec("bullseye", "s390x").key()
+    msg = str(e.value)
+    assert "bullseye does not carry s390x" in msg
+    assert "base.bootstrap.suite" in msg
+    assert "bookworm, trixie" in msg
+    with pytest.raises(BadInput, match="trixie"):
+        _spec("bookworm", "riscv64").packages  # noqa: B018
+
+
+def test_bookworm_stand_ins_build_cp39_beside_debians_python() -> None:
+    spec = _spec("bookworm", "s390x")
+    assert spec.pythons == ("3.9", "3.11")
+    labels = spec.labels()
+    assert labels["io.xarch.standin.python"] == "3.9"
+    assert labels["io.xarch.standin.pythons"] == "3.9 3.11"
+    assert pins.CP39_SOURCE.sha256 in labels["io.xarch.standin.cpython-source"]
+    assert "libssl-dev" in spec.packages and "libffi-dev" in spec.packages
+    names = {f.name for f in spec.layout_files()}
+    assert {"build-cpython.sh", "setup-built-python.sh"} <= names
+
+
+def test_bullseye_keeps_its_own_python_and_its_key() -> None:
+    spec = _spec("bullseye", "aarch64")
+    assert spec.pythons == ("3.9",)
+    assert "io.xarch.standin.cpython-source" not in spec.labels()
+    assert "libssl-dev" not in spec.packages
+    assert "build-cpython.sh" not in {f.name for f in spec.layout_files()}
+
+
+def test_the_cp39_pins_are_part_of_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = _spec("bookworm", "ppc64le")
+    before = spec.key()
+    monkeypatch.setattr(
+        pins, "CP39_SOURCE", pins.PythonSource(version="3.9.2", pool="p/x.tar.xz", sha256="0" * 64)
+    )
+    assert spec.key() != before
+    bull = _spec("bullseye", "aarch64").key()
+    assert _spec("bullseye", "aarch64").key() == bull
+
+
+def test_every_built_arch_has_a_pinned_cross_toolchain() -> None:
+    for suite in ("bookworm",):
+        for arch in ("ppc64le", "s390x"):
+            got = interpreters.toolchain_pins(_spec(suite, arch))
+            triplet = get_arch(arch).gnu_triplet
+            assert {p.package for p in got} >= {
+                f"gcc-12-{triplet}",
+                f"cpp-12-{triplet}",
+                f"binutils-{triplet}",
+            }
+            assert all(len(p.sha256) == 64 for p in got)
+
+
+def _mirror_with(tmp_path: Path, content: bytes) -> str:
+    f = tmp_path / "mirror" / pins.CP39_SOURCE.pool
+    f.parent.mkdir(parents=True)
+    f.write_bytes(content)
+    return f"file://{tmp_path / 'mirror'}"
+
+
+def test_a_source_whose_sha256_differs_is_refused_naming_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XARCH_CACHE_DIR", str(tmp_path / "cache"))
+    mirror = _mirror_with(tmp_path, b"not the tarball")
+    with pytest.raises(ChecksumMismatch) as e:
+        interpreters.fetch_source(mirror, lambda _: None)
+    msg = str(e.value)
+    assert pins.CP39_SOURCE.sha256 in msg
+    assert hashlib.sha256(b"not the tarball").hexdigest() in msg
+    assert list((tmp_path / "cache" / "sources").iterdir()) == []  # nothing kept
+
+
+def test_a_failed_interpreter_build_exits_1_with_the_tail_of_its_log(tmp_path: Path) -> None:
+    """build-cpython.sh, the bootstrap's host-side hook, on a source whose configure
+    fails: exit 1, and the tail of the build log on stderr (mmdebstrap passes it on, the
+    bootstrap raises it, and no root filesystem is cached)."""
+    src = io.BytesIO()
+    with tarfile.open(fileobj=src, mode="w:xz") as tar:
+        body = b"#!/bin/sh\necho 'checking for a working compiler... no' >&2\nexit 1\n"
+        info = tarfile.TarInfo("Python-3.9.2/configure")
+        info.size, info.mode = len(body), 0o755
+        tar.addfile(info, io.BytesIO(body))
+    source = tmp_path / "src.tar.xz"
+    source.write_bytes(src.getvalue())
+    t = "powerpc64le-linux-gnu"
+    root = tmp_path / "root"
+    (root / f"usr/lib/{t}").mkdir(parents=True)
+    (root / f"usr/lib/{t}/libc.so").write_text(
+        f"GROUP ( /lib/{t}/libc.so.6 /usr/lib/{t}/libc_nonshared.a AS_NEEDED ( /lib64/ld64.so.2 ) )\n"
+    )
+    env = {
+        **os.environ,
+        "XARCH_CPYTHON_SOURCE": str(source),
+        "XARCH_BUILD_PYTHON": str(tmp_path),
+        "XARCH_CROSS_TREE": str(tmp_path / "tree"),
+        "XARCH_TRIPLET": t,
+        "XARCH_GCC_MAJOR": "12",
+        "XARCH_WORK": str(tmp_path / "work"),
+        "XARCH_PREFIX": "/opt/python/cp39-cp39",
+    }
+    script = Path(str(resource_path("standin-manylinux"))) / "build-cpython.sh"
+    r = subprocess.run(
+        ["/bin/sh", str(script), str(root)], env=env, capture_output=True, text=True, check=False
+    )
+    assert r.returncode == 1, r.stderr
+    assert "E: building CPython for /opt/python/cp39-cp39 failed (configure)" in r.stderr
+    assert "checking for a working compiler... no" in r.stderr
+    assert not (root / "opt").exists()
+    # libc.so's absolute paths become sysroot-relative in the scratch copy only
+    fixed = (tmp_path / "work" / "lib" / "libc.so").read_text()
+    assert f"=/lib/{t}/libc.so.6" in fixed and "( =/lib64/ld64.so.2 )" in fixed
