@@ -17,9 +17,9 @@ run invoke push-images --config "$config"
 run invoke test-images --config "$config" --binfmt-mode F
 # What the images are for: cibuildwheel, unchanged, builds the sample C extension in the
 # pushed helper images, repairs it with auditwheel under the image's policy, installs it
-# and runs its tests there. cibuildwheel 4.3.5 needs CPython 3.9 as its utility
-# interpreter: of the offline stand-ins aarch64 and armv7l (Debian bullseye) have it; the
-# ppc64le one is bookworm, since the archive dropped bullseye/ppc64el (docs/standins.md).
+# and runs its tests there (the profile's two stand-ins, aarch64 and armv7l: Debian
+# bullseye, with its CPython 3.9; ppc64le and s390x, whose stand-ins build CPython 3.9
+# from source, are config/offline-emulated.yaml's, which the test suite builds).
 # The kernel must hand their binaries to QEMU while cibuildwheel runs: register the
 # pinned emulators (unchanged when they already are; `invoke binfmt-uninstall` undoes it).
 # pip in the image reaches PyPI through this host's trust store (a TLS-intercepting
