@@ -24,8 +24,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
+from tests.e2e.ci_harness import matrix_entries
 from tests.e2e.conftest import REPO_ROOT, Pushed, copy_project
+from xarch.ci.workflows import plan_ci, render
 from xarch.errors import XarchError
 from xarch.host import binfmt
 from xarch.model.arch import get_arch
@@ -184,3 +187,16 @@ def test_images_are_in_one_multi_arch_index(emulated: Pushed) -> None:
         f"linux/{t.arch.platform.split('/')[1]}": emulated.refs[t.name].digest
         for t in emulated.targets
     }
+
+
+def test_generated_ci_builds_wheels_for_both(emulated: Pushed) -> None:
+    """`ci-config` for this profile: the wheel job's matrix has both architectures, each
+    pulling its helper image by the digest the report recorded."""
+    plan = plan_ci(emulated.config, read_report(emulated.report), report_file=emulated.report)
+    files = render(plan, "github", emulated.report)
+    wf = yaml.safe_load(files[".github/workflows/xarch-wheels.yml"])
+    entries = matrix_entries(wf["jobs"]["linux-emulated"]["strategy"])
+    assert sorted(e["arch"] for e in entries) == sorted(ARCHES)
+    text = files[".github/workflows/xarch-wheels.yml"]
+    for t in emulated.targets:
+        assert emulated.refs[t.name].digest in text, t.name

@@ -43,8 +43,8 @@ def extension_arch(wheel: Path) -> str:
 
 # The C extension runs in test_binfmt_wheels.py in both stand-ins with cibuildwheel's
 # utility interpreter (CPython 3.9: aarch64 and armv7l), once per kind of host handler;
-# the C++ and hooks projects once, on aarch64. The ppc64le stand-in is bookworm
-# (docs/standins.md), where test_binfmt_wheels.py checks that cibuildwheel refuses it.
+# the C++ and hooks projects once, on aarch64. ppc64le and s390x (CPython 3.9 built from
+# source) build it for cp39 and cp311 in test_emulated_arches.py.
 @pytest.mark.parametrize(("project", "arch"), [("cppext", "aarch64"), ("hooks", "aarch64")])
 def test_wheel_built_repaired_and_tested_in_the_image(
     project: str,
