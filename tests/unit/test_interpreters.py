@@ -119,7 +119,8 @@ def test_a_failed_interpreter_build_exits_1_with_the_tail_of_its_log(tmp_path: P
     root = tmp_path / "root"
     (root / f"usr/lib/{t}").mkdir(parents=True)
     (root / f"usr/lib/{t}/libc.so").write_text(
-        f"GROUP ( /lib/{t}/libc.so.6 /usr/lib/{t}/libc_nonshared.a AS_NEEDED ( /lib64/ld64.so.2 ) )\n"
+        f"GROUP ( /lib/{t}/libc.so.6 /usr/lib/{t}/libc_nonshared.a "
+        "AS_NEEDED ( /lib64/ld64.so.2 ) )\n"
     )
     env = {
         **os.environ,

@@ -13,8 +13,7 @@ import pytest
 
 from xarch.errors import BadInput, BuildError, RegistryError
 from xarch.images import standin
-from xarch.images.standin import bootstrap, publish, wheels
-from xarch.images.standin import StandinSpec, host_debian_mirror
+from xarch.images.standin import StandinSpec, bootstrap, host_debian_mirror, publish, wheels
 from xarch.model.arch import Arch, get_arch
 from xarch.model.config import BootstrapBase, RegistrySettings
 from xarch.oci.registry import RegistryClient
