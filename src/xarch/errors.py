@@ -48,6 +48,11 @@ class EngineUnavailable(XarchError):
     """The Docker daemon does not answer."""
 
 
+class EngineGone(XarchError):
+    """The engine stopped answering in the middle of a task: the engine's failure, not
+    the image's or the build's (exit 1)."""
+
+
 class ImageNotFound(XarchError):
     """An image that is needed is neither local nor pullable."""
 

@@ -16,18 +16,24 @@ Environment:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import ssl
+import subprocess
+import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from xarch.errors import XarchError
+from xarch.host import binfmt, qemu
 from xarch.host.binfmt import list_entries
+from xarch.model.arch import get_arch
 from xarch.model.config import Config, Target, load_config
 from xarch.model.report import read_report
 from xarch.publish.pull import PushedRef, pushed_refs
@@ -114,3 +120,61 @@ def copy_project(name: str, tmp_path: Path) -> Path:
     dest = tmp_path / name
     shutil.copytree(PROJECTS / name, dest)
     return dest
+
+
+#: ppc64le and s390x: stand-ins with CPython 3.9 built from source (issue 17).
+EMULATED_CONFIG = REPO_ROOT / "config" / "offline-emulated.yaml"
+INVOKE = str(Path(sys.executable).with_name("invoke"))
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def invoke(*args: str, log: Path, report: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """A task as a user runs it (the CLI), its output appended to `log`; with `report`,
+    the build directory is the report's."""
+    with log.open("a") as out:
+        out.write(f"\n+ invoke {' '.join(args)}\n")
+    env = {**os.environ, **({"XARCH_BUILD_DIR": str(report.parent)} if report else {})}
+    r = subprocess.run(
+        [INVOKE, *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False, env=env
+    )
+    with log.open("a") as out:
+        out.write(r.stdout + r.stderr)
+    return r
+
+
+@pytest.fixture(scope="session")
+def emulated(pushed: Pushed, tmp_path_factory: pytest.TempPathFactory) -> Pushed:
+    """config/offline-emulated.yaml's helper images, pushed (built here when missing)."""
+    config = load_config(EMULATED_CONFIG)
+    report = pushed.report
+    try:
+        refs = pushed_refs(read_report(report), config, config.targets, report)
+    except XarchError:
+        log = tmp_path_factory.mktemp("emulated") / "build.log"
+        for task in ("build-images", "push-images"):
+            r = invoke(task, "--config", str(EMULATED_CONFIG), log=log, report=report)
+            assert r.returncode == 0, f"invoke {task} failed:\n{(r.stdout + r.stderr)[-3000:]}"
+        refs = pushed_refs(read_report(report), config, config.targets, report)
+    return Pushed(config=config, report=report, refs=refs)
+
+
+@contextlib.contextmanager
+def handler_only(arch_name: str, flags: str) -> Iterator[None]:
+    """Only a handler of these flags for the architecture; the host's put back after."""
+    if not binfmt.is_available():
+        pytest.skip("binfmt_misc is not mounted")
+    arch = get_arch(arch_name)
+    with binfmt.preserved(log=_quiet):
+        for e in binfmt.entries_for(arch):
+            binfmt.unregister(e.name, log=_quiet)
+        path = arch.emulator_path if flags == "" else str(_pinned_emulator(arch_name))
+        with binfmt.temporary_handler(arch, path, flags=flags, log=_quiet):
+            yield
+
+
+def _pinned_emulator(arch_name: str) -> Path:
+    config = load_config(EMULATED_CONFIG)
+    return qemu.ensure_emulators(config.qemu, [get_arch(arch_name)], _quiet)[arch_name]

@@ -14,94 +14,34 @@ machine S/390 that answers inside the image.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.e2e.ci_harness import matrix_entries
-from tests.e2e.conftest import REPO_ROOT, Pushed, copy_project
+from tests.e2e.conftest import EMULATED_CONFIG as CONFIG
+from tests.e2e.conftest import Pushed, copy_project, handler_only, invoke
 from xarch.ci.workflows import plan_ci, render
-from xarch.errors import XarchError
-from xarch.host import binfmt
-from xarch.model.arch import get_arch
-from xarch.model.config import load_config
 from xarch.model.report import read_report
 from xarch.oci.registry import RegistryClient
-from xarch.publish.pull import pushed_refs
 from xarch.runner import doctor
 from xarch.wheels.run import build_wheels
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry, pytest.mark.emulation, pytest.mark.binfmt]
 
-CONFIG = REPO_ROOT / "config" / "offline-emulated.yaml"
 ARCHES = ("ppc64le", "s390x")
-INVOKE = str(Path(sys.executable).with_name("invoke"))
 #: e_machine and EI_DATA of each architecture's ELF files.
 ELF = {"ppc64le": (21, 1), "s390x": (22, 2)}
-
-
-def _quiet(_: str) -> None:
-    pass
-
-
-def _invoke(*args: str, log: Path) -> subprocess.CompletedProcess[str]:
-    with log.open("a") as out:
-        out.write(f"\n+ invoke {' '.join(args)}\n")
-    r = subprocess.run([INVOKE, *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
-    with log.open("a") as out:
-        out.write(r.stdout + r.stderr)
-    return r
-
-
-@pytest.fixture(scope="session")
-def emulated(pushed: Pushed, tmp_path_factory: pytest.TempPathFactory) -> Pushed:
-    """config/offline-emulated.yaml's helper images, pushed (built here when missing)."""
-    config = load_config(CONFIG)
-    report = pushed.report
-    try:
-        refs = pushed_refs(read_report(report), config, config.targets, report)
-    except XarchError:
-        log = tmp_path_factory.mktemp("emulated") / "build.log"
-        for task in ("build-images", "push-images"):
-            r = _invoke(task, "--config", str(CONFIG), log=log)
-            assert r.returncode == 0, f"invoke {task} failed:\n{(r.stdout + r.stderr)[-3000:]}"
-        refs = pushed_refs(read_report(report), config, config.targets, report)
-    return Pushed(config=config, report=report, refs=refs)
-
-
-@contextlib.contextmanager
-def _handler(arch_name: str, flags: str) -> Iterator[None]:
-    """Only a handler of these flags for the architecture; the host's put back after."""
-    if not binfmt.is_available():
-        pytest.skip("binfmt_misc is not mounted")
-    arch = get_arch(arch_name)
-    with binfmt.preserved(log=_quiet):
-        for e in binfmt.entries_for(arch):
-            binfmt.unregister(e.name, log=_quiet)
-        path = arch.emulator_path if flags == "" else str(_pinned_emulator(arch_name))
-        with binfmt.temporary_handler(arch, path, flags=flags, log=_quiet):
-            yield
-
-
-def _pinned_emulator(arch_name: str) -> Path:
-    from xarch.host import qemu
-
-    config = load_config(CONFIG)
-    return qemu.ensure_emulators(config.qemu, [get_arch(arch_name)], _quiet)[arch_name]
 
 
 def test_test_images_passes_under_f_and_no_f_handlers(emulated: Pushed, tmp_path: Path) -> None:
     """The image suite (the cibuildwheel contract, both interpreters, uv, the compiler)
     passes for both images under each kind of handler, and the JUnit file says so."""
-    r = _invoke(
+    r = invoke(
         "test-images", "--config", str(CONFIG), "--binfmt-mode", "both",
         "--junit", str(tmp_path / "junit.xml"), log=tmp_path / "test-images.log",
     )  # fmt: skip
@@ -140,7 +80,7 @@ def test_cibuildwheel_builds_cp39_and_cp311_with_doctor_agreeing(
     report = tmp_path / "report.json"
     report.write_text(emulated.report.read_text())
     out = tmp_path / "wheelhouse"
-    with _handler(arch_name, "F"):
+    with handler_only(arch_name, "F"):
         verdict = next(
             v
             for v in doctor.diagnose(emulated.config, probe_containers=False).targets

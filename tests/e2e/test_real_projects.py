@@ -1,9 +1,10 @@
 """Real projects from PyPI, unchanged, as their maintainers configured them (issue 16):
 markupsafe 3.0.4 sets `build-frontend = "build[uv]"` in its [tool.cibuildwheel], which
 stopped at `which uv` on every stand-in before they carried uv. Here cibuildwheel
-4.3.5, unchanged, builds, repairs and tests it in the plain aarch64 and armv7l
-stand-ins with the project's own frontend; the test command is what a user's CI sets
-(config/projects/pypi.yaml: pytest over the sdist's tests), installed by uv from PyPI.
+4.3.5, unchanged, builds, repairs and tests it in every plain stand-in (aarch64 and
+armv7l; ppc64le and s390x, whose cp39 is built from source) with the project's own
+frontend; the test command is what a user's CI sets (config/projects/pypi.yaml: pytest
+over the sdist's tests), installed by uv from PyPI.
 
 The sdist is fetched once (pinned by sha256) into xarch's cache.
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import REPO_ROOT, Pushed, need_handler
+from tests.e2e.conftest import REPO_ROOT, Pushed, handler_only, need_handler
 from tests.e2e.test_wheels import extension_arch
 from xarch.model.report import read_report
 from xarch.wheels import projects
@@ -42,12 +43,37 @@ def test_markupsafe_builds_with_its_own_build_uv_frontend(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     need_handler(handlers, arch)
+    _markupsafe(arch, pushed, ca_bundle, tmp_path, monkeypatch)
+
+
+@pytest.mark.binfmt
+@pytest.mark.parametrize("arch", ["ppc64le", "s390x"])
+def test_markupsafe_in_the_emulated_architectures_stand_ins(
+    arch: str,
+    emulated: Pushed,
+    ca_bundle: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The same in the ppc64le and s390x stand-ins (config/offline-emulated.yaml), whose
+    cp39 xarch built from source, under a temporary flag-F handler."""
+    with handler_only(arch, "F"):
+        _markupsafe(arch, emulated, ca_bundle, tmp_path, monkeypatch)
+
+
+def _markupsafe(
+    arch: str,
+    pushed: Pushed,
+    ca_bundle: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     project = real("markupsafe")
     src = projects.checkout(project, tmp_path / "src")
     assert 'build-frontend = "build[uv]"' in (src / "pyproject.toml").read_text()  # unchanged
     [target] = [t for t in pushed.targets if t.arch.name == arch]
     monkeypatch.setenv("XARCH_BUILD_DIR", str(tmp_path / "build"))
-    monkeypatch.setenv("CIBW_BUILD", "cp39-manylinux*")  # the stand-ins' one interpreter
+    monkeypatch.setenv("CIBW_BUILD", "cp39-manylinux*")  # the utility interpreter
     for k, v in project.user_env(src).items():
         monkeypatch.setenv(k, v)
     report = tmp_path / "report.json"

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from xarch.errors import BadInput, NotBuilt, TestFailure
+from xarch.errors import BadInput, EngineGone, NotBuilt, TestFailure
 from xarch.host import binfmt, qemu
 from xarch.images.suite import RUN_ENV, RUN_LABEL
 from xarch.model.arch import Arch
@@ -26,7 +26,7 @@ from xarch.model.children import run_stoppable
 from xarch.model.config import Config, Target
 from xarch.model.naming import helper_ref
 from xarch.model.paths import build_dir
-from xarch.oci.engine import Engine
+from xarch.oci.engine import START_HINT, Engine
 
 Log = Callable[[str], None]
 MODES = ("host", "F", "no-F", "both")
@@ -63,6 +63,29 @@ def binfmt_state(
             else:
                 stack.enter_context(binfmt.temporary_handler(a, a.emulator_path, flags="", log=log))
         yield
+
+
+def _run_pid(value: str) -> int | None:
+    head = value.split("-", 1)[0]
+    return int(head) if head.isdigit() and "-" in value else None
+
+
+def remove_leftovers(engine: Engine, log: Log) -> int:
+    """Remove the containers earlier test-images runs left behind (the engine or xarch
+    killed mid-run, a reboot): those whose run's process is gone. A live run's are
+    kept (its pid, the first part of its run label, still exists); a label without a
+    pid (an older xarch's) counts as dead only when its container no longer runs."""
+    removed = 0
+    for cid, value, status in engine.labelled(RUN_LABEL):
+        pid = _run_pid(value)
+        alive = pid is not None and Path(f"/proc/{pid}").exists() and pid != os.getpid()
+        if alive or (pid is None and status == "running"):
+            continue
+        if engine.remove_container(cid):
+            removed += 1
+            who = f"pid {pid}, gone" if pid is not None else "no pid recorded"
+            log(f"  removed container {cid[:12]} ({status}) left by an earlier run ({who})")
+    return removed
 
 
 def _junit_for(junit: Path | None, mode: str, modes: list[str]) -> Path:
@@ -107,6 +130,7 @@ def run_suite(
             + ", ".join(missing)
             + f"\n  run `invoke build-images --config {config.path}` first"
         )
+    remove_leftovers(engine, log)
     arches = list({t.arch.name: t.arch for t in targets}.values())
     emulators = qemu.ensure_emulators(config.qemu, arches, log) if mode != "host" else {}
     modes = ["F", "no-F"] if mode == "both" else [mode]
@@ -136,7 +160,8 @@ def run_suite(
         ]
         side = f", {workers} side by side" if workers > 1 else ""
         log(f"== test-images: {len(targets)} image(s){side}, host binfmt mode {m!r} ==")
-        run_id = uuid.uuid4().hex
+        # The pid first: the next run tells a live run's containers from a dead one's.
+        run_id = f"{os.getpid()}-{uuid.uuid4().hex}"
         env = {**os.environ, RUN_ENV: run_id}
         with binfmt_state(m, arches, emulators, log):
             try:
@@ -148,6 +173,13 @@ def run_suite(
                 engine.remove_labelled(RUN_LABEL, run_id)
         runs.append(SuiteRun(mode=m, returncode=rc, junit=out))
         log(f"JUnit report: {out}")
+        if rc != 0 and not Engine.answers(timeout=10):
+            raise EngineGone(
+                f"the Docker engine at {Engine.address()} stopped answering during test-images "
+                f"(binfmt mode {m!r}); the tests it cut short are errors in {out}, not "
+                "failures of the images.\n"
+                f"  fix: start the engine again ({START_HINT}), then run test-images again"
+            )
     failed = [r for r in runs if r.returncode != 0]
     if failed:
         raise TestFailure(

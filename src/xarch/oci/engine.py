@@ -11,6 +11,7 @@ by one classifier, :func:`advice`, whatever the operation.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -383,6 +384,38 @@ class Engine:
         it; returns its exit status."""
         with self.start(image, command, **kwargs) as container:
             return container.wait()
+
+    @staticmethod
+    def address() -> str:
+        """Where the engine is asked (DOCKER_HOST, else the default socket)."""
+        return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+    @staticmethod
+    def answers(timeout: int = 5) -> bool:
+        """Whether the engine (DOCKER_HOST respected) answers a ping within `timeout` s."""
+        try:
+            client = docker.from_env(timeout=timeout)
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+        except (docker.errors.DockerException, requests.RequestException, OSError):
+            return False
+
+    def labelled(self, label: str) -> list[tuple[str, str, str]]:
+        """(id, the label's value, status) of every container carrying `label`."""
+        return [
+            (c.id, str(c.labels.get(label, "")), str(c.status))
+            for c in self.client.containers.list(all=True, filters={"label": label})
+        ]
+
+    def remove_container(self, container_id: str) -> bool:
+        """Remove (forced) one container; False when it was already gone or refused."""
+        try:
+            self.client.containers.get(container_id).remove(force=True)
+        except (docker.errors.APIError, requests.RequestException):
+            return False
+        return True
 
     def remove_labelled(self, label: str, value: str) -> int:
         """Remove (forced) every container whose `label` is `value`; how many. Best

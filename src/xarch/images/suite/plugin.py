@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +60,30 @@ def _config(config: pytest.Config) -> Config:
         )
         config.stash[_CONFIG_KEY] = cached
     return cached
+
+
+#: The first words of a test's report when the engine, not the image, failed it.
+ENGINE_GONE = "the Docker engine at {address} stopped answering during this test"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, Any, None]:
+    """A test that failed while the engine stopped answering is the engine's failure, not
+    the image's: it is reported as an error (JUnit <error>, not <failure>) that says so.
+    The engine is asked only after a failure, so a passing run pays nothing."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if report.failed and not Engine.answers(timeout=5):
+        if report.when == "call":
+            # junitxml writes a failed setup or teardown as <error>; a failed call as
+            # <failure>, which would say the image is broken.
+            report.when = "setup"
+        report.longrepr = (
+            ENGINE_GONE.format(address=Engine.address())
+            + f"; what the test saw:\n{report.longreprtext[-1500:]}"
+        )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -84,6 +84,7 @@ make install DESTDIR="$root" >>"$log" 2>&1 || fail "make install"
 # As manylinux does: no debug symbols in what every wheel build loads.
 find "$root$XARCH_PREFIX" -name '*.so' -exec "$w/bin/$t-strip" --strip-unneeded {} + >>"$log" 2>&1
 "$w/bin/$t-strip" --strip-unneeded "$root$XARCH_PREFIX/bin/python3.9" >>"$log" 2>&1
+find "$root$XARCH_PREFIX/lib" -name 'libpython3.9.a' -exec "$w/bin/$t-strip" --strip-debug {} + >>"$log" 2>&1
 ln -sf python3.9 "$root$XARCH_PREFIX/bin/python"
 ln -sf python3.9 "$root$XARCH_PREFIX/bin/python3"
 echo "I: xarch: CPython $("$XARCH_BUILD_PYTHON/python3.9" -c 'import sys; print(sys.version.split()[0])') installed at $XARCH_PREFIX"
