@@ -35,6 +35,8 @@ pytestmark = [pytest.mark.docker, pytest.mark.emulation, pytest.mark.binfmt]
 
 INVOKE = str(Path(sys.executable).with_name("invoke"))
 TARGET = "standin-manylinux2014_aarch64"
+# A bridge of its own. Never --bridge=none: a dockerd started so deletes the interface
+# docker0, the host engine's bridge (libnetwork's removeDefaultBridgeInterface); seen here.
 BRIDGE = "xarch-t0"
 BRIDGE_NET = "172.31.250.1/24"
 
