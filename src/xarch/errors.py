@@ -53,6 +53,11 @@ class EngineGone(XarchError):
     the image's or the build's (exit 1)."""
 
 
+class ReportWriteError(XarchError):
+    """The report could not be written (the host's fault: disk, permissions); the old
+    report is left as it was."""
+
+
 class ImageNotFound(XarchError):
     """An image that is needed is neither local nor pullable."""
 

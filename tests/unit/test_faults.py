@@ -44,6 +44,15 @@ def test_the_path_the_tool_printed_is_named() -> None:
     assert "df -h /srv/cache/pypi/x.whl" in fault.advice
 
 
+def test_a_copys_destination_is_named_not_its_source() -> None:
+    """pip copying a downloaded wheel into a full cache names both files."""
+    fault = recognise(
+        "OSError: [Errno 28] No space left on device: '/tmp/pip-unpack-x/pip.whl' -> "
+        "'/cache/pypi/.download-y/pip.whl'"
+    )
+    assert fault is not None and "under /cache/pypi/.download-y/pip.whl" in str(fault)
+
+
 def test_else_the_callers_path_is_named() -> None:
     fault = recognise("write (28: No space left on device)", path="/root/.cache/xarch/qemu")
     assert fault is not None and "under /root/.cache/xarch/qemu" in fault.advice

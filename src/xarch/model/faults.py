@@ -59,6 +59,7 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
 _PATH = re.compile(
     r"(?:\[Errno \d+\][^:]*: |(?:open|write|mkdir|create|rename) )['\"]?(/[^'\"\s:]+)"
 )
+_DEST = re.compile(r"\] [^\n]*?['\"] -> ['\"](/[^'\"\s:]+)")
 _HOST = re.compile(r"(?:https?://|host[= ]['\"]?)([A-Za-z0-9.-]+\.[A-Za-z]{2,}|\d+(?:\.\d+){3})")
 
 
@@ -68,7 +69,9 @@ def recognise(text: str, *, path: str | None = None, host: str | None = None) ->
     text shows none (the tool's own advice then stands)."""
     for kind, rule in _RULES:
         if rule.search(text):
-            where_path = _first(_PATH, text) or path
+            # a copy's error names both files ("src' -> 'dst'"): the destination is where
+            # the disk is full or read-only
+            where_path = _first(_DEST, text) or _first(_PATH, text) or path
             where_host = _first(_HOST, text) or host
             return HostFault(kind=kind, advice=_advice(kind, where_path, where_host))
     return None

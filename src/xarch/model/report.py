@@ -25,7 +25,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from xarch.errors import CorruptState, NotPushed
+from xarch.errors import CorruptState, NotPushed, ReportWriteError
+from xarch.model import faults
 from xarch.model.config import Config
 from xarch.model.naming import push_key
 from xarch.model.paths import build_dir
@@ -84,14 +85,28 @@ def write_section(section: str, value: Any, path: Path | None = None) -> Path:
 
 
 def _write(p: Path, data: dict[str, Any]) -> None:
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    """Replace the report in one rename: on any failure the old one stays as it was and
+    the temporary file is gone. A host fault (full disk, read-only, permission) is said
+    with the report's path, not as a bare "No space left on device"."""
+    tmp: str | None = None
     try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
         with os.fdopen(fd, "w") as f:
             f.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, p)
+    except OSError as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        reason = e.strerror or type(e).__name__
+        fault = faults.recognise(f"{reason} (errno {e.errno})", path=str(p.parent))
+        raise ReportWriteError(
+            f"cannot write the report {p}: {reason}; the report there is unchanged"
+            + (f"\n  {fault}" if fault else "")
+        ) from None
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
 
 
