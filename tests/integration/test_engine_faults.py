@@ -85,9 +85,15 @@ class PrivateEngine:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
-        for pid in _pids_mentioning(str(self.root / "exec")):
+        killed = _pids_mentioning(str(self.root / "exec"))
+        for pid in killed:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        # Until they are gone: a restarted dockerd that still sees its containerd's pid
+        # alive waits for that containerd's socket instead of starting a new one.
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{p}").exists() for p in killed) and time.monotonic() < deadline:
+            time.sleep(0.2)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
