@@ -176,6 +176,20 @@ def test_restore_recreates_removed_and_removes_added(fake_entry: BinfmtEntry) ->
     ]
 
 
+def test_a_broken_log_does_not_stop_the_restore(fake_entry: BinfmtEntry) -> None:
+    """Output piped into `head`, which has exited: every log line raises BrokenPipeError.
+    The temporary handler must go anyway (it once stayed behind, F flag and all)."""
+    before = binfmt.list_entries()
+
+    def broken(_: str) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    state = binfmt.snapshot()
+    binfmt.register(TEST_PREFIX + "piped", FAKE, FAKE_INTERP, "F", log=quiet)
+    binfmt.restore(state, log=broken)
+    assert binfmt.list_entries() == before
+
+
 def test_restore_reregisters_changed_and_reenables(fake_entry: BinfmtEntry) -> None:
     disabled_name = TEST_PREFIX + "off"
     binfmt.register(disabled_name, FAKE, FAKE_INTERP, "", log=quiet)

@@ -533,6 +533,17 @@ def snapshot(root: Path = BINFMT_DIR) -> HostBinfmtState:
     return HostBinfmtState(entries=tuple(list_entries(root)), status_enabled=status_enabled(root))
 
 
+def _unbreakable(log: Log) -> Log:
+    """`log` that cannot stop a restore: output piped into `head` that has exited (a
+    BrokenPipeError) or a closed terminal must not leave temporary handlers behind."""
+
+    def out(line: str) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            log(line)
+
+    return out
+
+
 def restore(state: HostBinfmtState, root: Path = BINFMT_DIR, log: Log = print) -> None:
     """Put binfmt_misc back as ``state`` recorded it.
 
@@ -547,6 +558,7 @@ def restore(state: HostBinfmtState, root: Path = BINFMT_DIR, log: Log = print) -
     """
     current = {e.name: e for e in list_entries(root)}
     failures: list[str] = []
+    log = _unbreakable(log)
 
     def attempt(action: Callable[..., object], *args: object) -> None:
         try:

@@ -31,6 +31,7 @@ source is recorded in the label ``io.xarch.standin.cpython-source``.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -39,6 +40,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -119,30 +121,46 @@ def _run(cmd: Sequence[str], log_file: Path, cwd: Path, env: dict[str, str] | No
         )
 
 
+# Held while the build Python is built or a cross toolchain fetched (bootstraps run in
+# threads side by side; a file lock beside each output covers other processes).
+_PREPARE_LOCK = threading.Lock()
+
+
 def build_python(source: Path, log: Log = print, pin: PythonSource = CP39_SOURCE) -> Path:
     """The native x86_64 CPython of the same version (the cross build's setup.py and
-    byte-compiler), built once per host into xarch's cache; its bin/ directory."""
+    byte-compiler), built once per host into xarch's cache; its bin/ directory.
+
+    Stand-ins bootstrap side by side, each asking for it: one builds (a thread lock in
+    this process, a file lock across processes), the others wait and take it. It is
+    built in a scratch directory and renamed into place whole."""
     out = cache_dir() / "python-build" / f"{pin.version}-x86_64-{pin.sha256[:12]}"
     python = out / "bin" / f"python{pin.version.rsplit('.', 1)[0]}"
     if python.is_file():
         return python.parent
     out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".work-{os.getpid()}-", dir=out.parent))
-    try:
-        log(f"  building the native build Python {pin.version} once (about 2 minutes)")
-        with tarfile.open(source) as tar:
-            tar.extractall(work / "src", filter="tar")
-        (src,) = (work / "src").iterdir()
-        logf = work / "build.log"
-        jobs = str(os.cpu_count() or 1)
-        _run([str(src / "configure"), f"--prefix={out}", "--without-ensurepip"], logf, src)
-        _run(["make", f"-j{jobs}"], logf, src)
-        _run(["make", "install"], logf, src)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    if not python.is_file():
-        shutil.rmtree(out, ignore_errors=True)
-        raise BuildError(f"the build Python's install made no {python}")
+    with _PREPARE_LOCK, (out.parent / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if python.is_file():  # another run built it while this one waited
+            return python.parent
+        work = Path(tempfile.mkdtemp(prefix=f".work-{os.getpid()}-", dir=out.parent))
+        try:
+            log(f"  building the native build Python {pin.version} once (about 3 minutes)")
+            with tarfile.open(source) as tar:
+                tar.extractall(work / "src", filter="tar")
+            (src,) = (work / "src").iterdir()
+            logf = work / "build.log"
+            jobs = str(os.cpu_count() or 1)
+            prefix = work / "prefix"
+            _run([str(src / "configure"), f"--prefix={prefix}", "--without-ensurepip"], logf, src)
+            _run(["make", f"-j{jobs}"], logf, src)
+            _run(["make", "install"], logf, src)
+            if not (prefix / python.relative_to(out)).is_file():
+                raise BuildError(f"the build Python's install made no {python.name}")
+            # CPython finds its library next to its executable: the prefix can move.
+            shutil.rmtree(out, ignore_errors=True)
+            os.replace(prefix, out)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return python.parent
 
 
@@ -165,16 +183,21 @@ def cross_toolchain(spec: StandinSpec, log: Log = print) -> Path:
     tree = cache_dir() / "cross" / f"{spec.base.suite}-{spec.arch.debian_arch}-{key[:12]}"
     if (tree / ".complete").is_file():
         return tree
-    debs = native.fetch_debs(acc, cache_dir() / "native", log)
     tree.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".work-{os.getpid()}-", dir=tree.parent))
-    try:
-        native.unpack_debs(debs, tmp)
-        (tmp / ".complete").write_text("\n".join(sorted(p.name for p in debs.values())) + "\n")
-        shutil.rmtree(tree, ignore_errors=True)
-        os.replace(tmp, tree)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    # One apt at a time: bootstraps side by side share apt's private state directory.
+    with _PREPARE_LOCK, (tree.parent / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (tree / ".complete").is_file():
+            return tree
+        debs = native.fetch_debs(acc, cache_dir() / "native", log)
+        tmp = Path(tempfile.mkdtemp(prefix=f".work-{os.getpid()}-", dir=tree.parent))
+        try:
+            native.unpack_debs(debs, tmp)
+            (tmp / ".complete").write_text("\n".join(sorted(p.name for p in debs.values())) + "\n")
+            shutil.rmtree(tree, ignore_errors=True)
+            os.replace(tmp, tree)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return tree
 
 
