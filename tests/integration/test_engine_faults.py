@@ -218,3 +218,25 @@ def test_an_engine_killed_mid_run_is_the_engines_failure_and_the_rerun_cleans_up
     assert again.returncode == 0, out2[-3000:]
     assert "left by an earlier run" in out2, out2[:3000]
     assert not set(left) & set(_run_containers(private_engine))
+
+
+def test_an_engine_killed_during_build_images_is_named_as_the_cause(
+    private_engine: PrivateEngine, tmp_path: Path
+) -> None:
+    """The same for any engine task (the CLI's one error handler): build-images, killed
+    while the private engine pulls the stand-in base and builds, exits 1 saying the
+    engine stopped answering during build-images."""
+    argv = [INVOKE, "build-images", "--config", str(OFFLINE), "--target", TARGET, "--no-cache"]
+    env = {**private_engine.env(), "XARCH_BUILD_DIR": str(tmp_path / "build")}
+    run = subprocess.Popen(
+        argv, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    time.sleep(6)  # the base's pull (hundreds of MB from the registry) is under way
+    assert run.poll() is None, run.communicate()[0]
+    private_engine.kill()
+    out, _ = run.communicate(timeout=600)
+    assert run.returncode == 1, out
+    assert (
+        f"the Docker engine at {private_engine.host} stopped answering during build-images" in out
+    ), out[-3000:]
+    assert "Traceback" not in out

@@ -79,3 +79,18 @@ def test_the_engine_says_a_full_disk_instead_of_registry_advice() -> None:
 def test_the_engine_keeps_its_own_advice_for_its_own_faults() -> None:
     text = advice("push", "127.0.0.1:5000/xarch/x:t", "denied: requested access", "helper")
     assert "docker login 127.0.0.1:5000" in text
+
+
+def test_a_task_whose_engine_went_away_says_so() -> None:
+    """The CLI's one error handler: an engine task that fails while the engine, which
+    answered at its start, no longer does, is the engine's failure."""
+    from xarch.cli.tasks import engine_gone
+
+    said = engine_gone("push_images", answered_at_start=True, answers_now=False)
+    assert said is not None
+    assert "stopped answering during push-images" in said
+    assert "start the engine again" in said
+    # not when the engine still answers, never answered, or the task needs no engine
+    assert engine_gone("push_images", answered_at_start=True, answers_now=True) is None
+    assert engine_gone("push_images", answered_at_start=False, answers_now=False) is None
+    assert engine_gone("binfmt_status", answered_at_start=True, answers_now=False) is None

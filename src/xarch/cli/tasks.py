@@ -17,7 +17,7 @@ from invoke.exceptions import Exit, Failure, ParseError
 from invoke.tasks import task
 
 from xarch.cli.interrupts import interruptible
-from xarch.errors import BadInput, XarchError
+from xarch.errors import BadInput, EngineGone, XarchError
 from xarch.host.lock import exclusive
 from xarch.model.paths import build_dir
 
@@ -60,12 +60,46 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+#: The tasks that drive the Docker engine from start to end: when one of them fails and
+#: the engine, which answered when it started, no longer does, the failure is the
+#: engine's (issue 18), whatever the step that noticed first said.
+ENGINE_TASKS = frozenset(
+    {"build_images", "push_images", "test_images", "wheels", "bench", "pull_images"}
+)
+
+
+def engine_gone(task: str, answered_at_start: bool, answers_now: bool) -> str | None:
+    """The message for a task whose engine stopped answering under it, else None."""
+    if task not in ENGINE_TASKS or not answered_at_start or answers_now:
+        return None
+    from xarch.oci.engine import START_HINT, Engine
+
+    name = task.replace("_", "-")
+    return (
+        f"the Docker engine at {Engine.address()} stopped answering during {name}; "
+        "what failed below is the engine's failure, not the images' or the build's\n"
+        f"  fix: start the engine again ({START_HINT}), then run {name} again"
+    )
+
+
+def _engine_answers() -> bool:
+    from xarch.oci.engine import Engine
+
+    return Engine.answers(timeout=5)
+
+
 def _run_task(fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     """The task body under the one error handler (see user_errors)."""
+    watched = fn.__name__ in ENGINE_TASKS
+    answered = watched and _engine_answers()
     try:
         return fn(*args, **kwargs)
     except XarchError as e:
         sys.stdout.flush()
+        if not isinstance(e, BadInput | EngineGone) and watched:
+            gone = engine_gone(fn.__name__, answered, _engine_answers())
+            if gone:
+                raise Exit(f"error: {e}\nerror: {gone}", code=1) from None
         raise Exit(f"error: {e}", code=e.exit_code) from None
     except (Exit, Failure, ParseError):
         raise
@@ -73,7 +107,9 @@ def _run_task(fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         if os.environ.get(DEBUG_ENV) == "1":
             raise
         sys.stdout.flush()
-        raise Exit(f"error: {describe_os_error(e)}", code=1) from None
+        gone = engine_gone(fn.__name__, answered, _engine_answers()) if watched else None
+        tail = f"\nerror: {gone}" if gone else ""
+        raise Exit(f"error: {describe_os_error(e)}{tail}", code=1) from None
     except Exception as e:  # the single handler: every bug ends here, named
         if os.environ.get(DEBUG_ENV) == "1":
             raise
