@@ -146,16 +146,26 @@ def private_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Private
         ):
             subprocess.run(cmd, check=True, capture_output=True)
         engine.start()
-        save = subprocess.Popen(["docker", "save", ref], stdout=subprocess.PIPE)
-        load = subprocess.run(
-            ["docker", "load"], stdin=save.stdout, env=engine.env(), capture_output=True
-        )
-        assert save.wait() == 0 and load.returncode == 0, load.stderr
         yield engine
     finally:
         engine.stop()
         subprocess.run(["ip", "link", "del", BRIDGE], check=False, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def engine_with_image(private_engine: PrivateEngine) -> PrivateEngine:
+    """The private engine holding the quick start's aarch64 helper image (docker save |
+    docker load), which test-images runs against."""
+    config = load_config(OFFLINE)
+    [target] = config.select([TARGET])
+    ref = helper_ref(config, target, target.tags[0])
+    save = subprocess.Popen(["docker", "save", ref], stdout=subprocess.PIPE)
+    load = subprocess.run(
+        ["docker", "load"], stdin=save.stdout, env=private_engine.env(), capture_output=True
+    )
+    assert save.wait() == 0 and load.returncode == 0, load.stderr
+    return private_engine
 
 
 def _test_images(engine: PrivateEngine, junit: Path) -> subprocess.Popen[str]:
@@ -183,8 +193,9 @@ def _run_containers(engine: PrivateEngine) -> list[str]:
 
 
 def test_an_engine_killed_mid_run_is_the_engines_failure_and_the_rerun_cleans_up(
-    private_engine: PrivateEngine, tmp_path: Path
+    engine_with_image: PrivateEngine, tmp_path: Path
 ) -> None:
+    private_engine = engine_with_image
     junit = tmp_path / "killed.xml"
     run = _test_images(private_engine, junit)
     # Killed once the suite's container runs and some tests have passed.
@@ -239,4 +250,4 @@ def test_an_engine_killed_during_build_images_is_named_as_the_cause(
     assert (
         f"the Docker engine at {private_engine.host} stopped answering during build-images" in out
     ), out[-3000:]
-    assert "Traceback" not in out
+    assert "Traceback" not in out and "bug in xarch" not in out

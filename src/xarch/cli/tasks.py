@@ -114,6 +114,11 @@ def _run_task(fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         if os.environ.get(DEBUG_ENV) == "1":
             raise
         sys.stdout.flush()
+        # The engine dying mid-stream surfaces as the HTTP library's error (urllib3's
+        # ProtocolError, IncompleteRead): that is the engine's failure, not a bug.
+        gone = engine_gone(fn.__name__, answered, _engine_answers()) if watched else None
+        if gone:
+            raise Exit(f"error: {type(e).__name__}: {e}\nerror: {gone}", code=1) from None
         raise Exit(
             f"error: {type(e).__name__}: {e}\n"
             f"  this is a bug in xarch, please report it "
