@@ -174,8 +174,8 @@ def offline() -> Config:
 def standin_bases(
     client: docker.DockerClient, registry_server: RegistryServer, offline: Config
 ) -> Iterator[dict[str, PinnedBase]]:
-    """The offline profiles' stand-in bases, pushed to the test registry, by digest, as
-    they are asked for (a mapping by architecture name).
+    """The offline profiles' stand-in bases, pushed to the test registry, by digest (a
+    mapping by architecture name: those the tests use at once, any other when asked).
 
     Uses the cached root filesystems (the quick start makes aarch64's and armv7l's, the
     emulated-architecture tests ppc64le's and s390x's); bootstraps one that is missing,
@@ -183,7 +183,12 @@ def standin_bases(
     """
     reg = RegistrySettings(address=registry_server.address, namespace="test", insecure=None)
     configs = [offline, load_config(OFFLINE_EMULATED)]
-    yield _LazyBases(client, reg, configs)
+    bases = _LazyBases(client, reg, configs)
+    # The ones the tests use, now: a test that points XARCH_CACHE_DIR elsewhere must
+    # not be the first to ask (it would bootstrap into its own empty cache).
+    for arch in ("aarch64", "armv7l", "ppc64le"):
+        bases[arch]
+    yield bases
     remove_images_of(client, registry_server.address)
 
 

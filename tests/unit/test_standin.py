@@ -289,3 +289,15 @@ def test_with_an_engine_each_worker_pushes_its_base_and_cached_roots_skip_bootst
         "push ppc64le via engine",
     ]
     assert events.index("bootstrap ppc64le") < events.index("push ppc64le via engine")
+
+
+def test_a_push_record_belongs_to_its_namespace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """config/offline.yaml must not take the base config/offline-native.yaml pushed under
+    its own namespace (same address, image path and key)."""
+    monkeypatch.setenv("XARCH_CACHE_DIR", str(tmp_path))
+    spec = _spec("bullseye")
+    other = RegistrySettings(address=REGISTRY.address, namespace="other", insecure=None)
+    assert publish._record_path(REGISTRY, spec) != publish._record_path(other, spec)
+    assert "/other/" in str(publish._record_path(other, spec))

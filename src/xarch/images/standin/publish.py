@@ -64,8 +64,11 @@ def load_rootfs_image(
 
 
 def _record_path(registry: RegistrySettings, spec: StandinSpec) -> Path:
+    """Where the push of spec's base to `registry` is recorded: by address and namespace
+    (the same base pushed under two namespaces is two pushes), image, architecture, key."""
     safe = registry.address.replace(":", "_")
-    return cache_dir() / "bases" / safe / spec.base.image / f"{spec.arch.name}-{spec.key()}.json"
+    name = f"{spec.arch.name}-{spec.key()}.json"
+    return cache_dir() / "bases" / safe / registry.namespace / spec.base.image / name
 
 
 def cached_base(registry: RegistrySettings, spec: StandinSpec) -> PinnedBase | None:
