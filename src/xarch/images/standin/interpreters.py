@@ -31,6 +31,7 @@ source is recorded in the label ``io.xarch.standin.cpython-source``.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -43,7 +44,7 @@ import tempfile
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,6 +127,15 @@ def _run(cmd: Sequence[str], log_file: Path, cwd: Path, env: dict[str, str] | No
 _PREPARE_LOCK = threading.Lock()
 
 
+@contextlib.contextmanager
+def _exclusive(directory: Path) -> Iterator[None]:
+    """One preparer at a time over `directory`: the thread lock for bootstraps side by
+    side in this process, a file lock (`directory/.lock`) for other processes."""
+    with _PREPARE_LOCK, (directory / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def build_python(source: Path, log: Log = print, pin: PythonSource = CP39_SOURCE) -> Path:
     """The native x86_64 CPython of the same version (the cross build's setup.py and
     byte-compiler), built once per host into xarch's cache; its bin/ directory.
@@ -138,8 +148,7 @@ def build_python(source: Path, log: Log = print, pin: PythonSource = CP39_SOURCE
     if python.is_file():
         return python.parent
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _PREPARE_LOCK, (out.parent / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _exclusive(out.parent):
         if python.is_file():  # another run built it while this one waited
             return python.parent
         work = Path(tempfile.mkdtemp(prefix=f".work-{os.getpid()}-", dir=out.parent))
@@ -185,8 +194,7 @@ def cross_toolchain(spec: StandinSpec, log: Log = print) -> Path:
         return tree
     tree.parent.mkdir(parents=True, exist_ok=True)
     # One apt at a time: bootstraps side by side share apt's private state directory.
-    with _PREPARE_LOCK, (tree.parent / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _exclusive(tree.parent):
         if (tree / ".complete").is_file():
             return tree
         debs = native.fetch_debs(acc, cache_dir() / "native", log)
