@@ -122,7 +122,8 @@ def copy_project(name: str, tmp_path: Path) -> Path:
     return dest
 
 
-#: ppc64le and s390x: stand-ins with CPython 3.9 built from source (issue 17).
+#: ppc64le, s390x (bookworm) and riscv64 (trixie): stand-ins with CPython 3.9 built from
+#: source (issue 17).
 EMULATED_CONFIG = REPO_ROOT / "config" / "offline-emulated.yaml"
 INVOKE = str(Path(sys.executable).with_name("invoke"))
 

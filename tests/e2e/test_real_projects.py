@@ -2,8 +2,8 @@
 markupsafe 3.0.4 sets `build-frontend = "build[uv]"` in its [tool.cibuildwheel], which
 stopped at `which uv` on every stand-in before they carried uv. Here cibuildwheel
 4.3.5, unchanged, builds, repairs and tests it in every plain stand-in (aarch64 and
-armv7l; ppc64le and s390x, whose cp39 is built from source) with the project's own
-frontend; the test command is what a user's CI sets (config/projects/pypi.yaml: pytest
+armv7l; ppc64le, s390x and riscv64, whose cp39 is built from source) with the project's
+own frontend; the test command is what a user's CI sets (config/projects/pypi.yaml: pytest
 over the sdist's tests), installed by uv from PyPI.
 
 The sdist is fetched once (pinned by sha256) into xarch's cache.
@@ -47,7 +47,7 @@ def test_markupsafe_builds_with_its_own_build_uv_frontend(
 
 
 @pytest.mark.binfmt
-@pytest.mark.parametrize("arch", ["ppc64le", "s390x"])
+@pytest.mark.parametrize("arch", ["ppc64le", "s390x", "riscv64"])
 def test_markupsafe_in_the_emulated_architectures_stand_ins(
     arch: str,
     emulated: Pushed,
@@ -55,8 +55,9 @@ def test_markupsafe_in_the_emulated_architectures_stand_ins(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The same in the ppc64le and s390x stand-ins (config/offline-emulated.yaml), whose
-    cp39 xarch built from source, under a temporary flag-F handler."""
+    """The same in the ppc64le, s390x and riscv64 stand-ins
+    (config/offline-emulated.yaml), whose cp39 xarch built from source, under a
+    temporary flag-F handler."""
     with handler_only(arch, "F"):
         _markupsafe(arch, emulated, ca_bundle, tmp_path, monkeypatch)
 

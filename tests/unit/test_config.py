@@ -203,6 +203,15 @@ SHIPPED = [
                 "base": BootstrapBase,
             }
             for a in ("ppc64le", "s390x")
+        }
+        | {
+            "standin-manylinux_2_39_riscv64": {
+                "arch": "riscv64",
+                "platform": ARCHES["riscv64"].platform,
+                "family": "standin-manylinux_2_39",
+                "tags": ("standin",),
+                "base": BootstrapBase,
+            }
         },
         id="offline-emulated",
     ),

@@ -14,7 +14,7 @@ import pytest
 
 from xarch.errors import BadInput, ChecksumMismatch
 from xarch.images.resources import resource_path
-from xarch.images.standin import StandinSpec, interpreters, pins
+from xarch.images.standin import StandinSpec, interpreters, pins, wheels
 from xarch.model.arch import get_arch
 from xarch.model.config import BootstrapBase
 
@@ -70,17 +70,39 @@ def test_the_cp39_pins_are_part_of_the_key(monkeypatch: pytest.MonkeyPatch) -> N
     assert _spec("bullseye", "aarch64").key() == bull
 
 
-def test_every_built_arch_has_a_pinned_cross_toolchain() -> None:
-    for suite in ("bookworm",):
-        for arch in ("ppc64le", "s390x"):
-            got = interpreters.toolchain_pins(_spec(suite, arch))
-            triplet = get_arch(arch).gnu_triplet
-            assert {p.package for p in got} >= {
-                f"gcc-12-{triplet}",
-                f"cpp-12-{triplet}",
-                f"binutils-{triplet}",
-            }
-            assert all(len(p.sha256) == 64 for p in got)
+@pytest.mark.parametrize(
+    ("suite", "arch", "gcc"), [("bookworm", "ppc64le", "12"), ("bookworm", "s390x", "12"),
+                               ("trixie", "riscv64", "14")]
+)  # fmt: skip
+def test_every_built_arch_has_a_pinned_cross_toolchain(suite: str, arch: str, gcc: str) -> None:
+    spec = _spec(suite, arch)
+    assert spec.suite.gcc == gcc
+    got = interpreters.toolchain_pins(spec)
+    triplet = get_arch(arch).gnu_triplet
+    assert {p.package for p in got} >= {
+        f"gcc-{gcc}-{triplet}",
+        f"cpp-{gcc}-{triplet}",
+        f"binutils-{triplet}",
+    }
+    assert all(len(p.sha256) == 64 for p in got)
+    # trixie's tools need glibc 2.38: the tree brings its own C library and loader
+    assert ("libc6" in {p.package for p in got}) == (suite == "trixie")
+
+
+def test_trixie_riscv64_builds_cp39_beside_313_and_repairs_for_the_newest_policy_known() -> None:
+    spec = _spec("trixie", "riscv64")
+    assert spec.pythons == ("3.9", "3.13")
+    # glibc 2.41, but auditwheel 6.4.2 knows manylinux_2_39 at most
+    assert spec.suite.glibc == "2.41"
+    assert "AUDITWHEEL_PLAT=manylinux_2_39_riscv64" in spec.env()
+    assert "AUDITWHEEL_PLAT=manylinux_2_36_ppc64le" in _spec("bookworm", "ppc64le").env()
+
+
+def test_pip_download_platforms_cover_every_manylinux_tag_the_glibc_runs() -> None:
+    tags = wheels.platform_tags(_spec("trixie", "riscv64"))
+    assert tags[0] == "manylinux_2_41_riscv64" and "manylinux_2_31_riscv64" in tags
+    assert tags[-1] == "manylinux2014_riscv64" and "manylinux_2_17_riscv64" in tags
+    assert "manylinux_2_37_ppc64le" not in wheels.platform_tags(_spec("bookworm", "ppc64le"))
 
 
 def _mirror_with(tmp_path: Path, content: bytes) -> str:

@@ -77,8 +77,71 @@ def _cross(triplet: str, cpp: str, gcc: str, binutils: str) -> tuple[DebPin, ...
     )
 
 
+# trixie's cross tools need glibc 2.38 or newer (libc6 (>= 2.38) in their Depends), more
+# than a bookworm host has: the tree carries trixie's own libc6 and the C++ runtime, and
+# build-cpython.sh runs every tool through the tree's dynamic loader.
+_LIBS_TRIXIE = (
+    DebPin(
+        package="libc6",
+        version="2.41-12+deb13u5",
+        sha256="b59b0625cd1a791375d40dab23a4d5d3d0641e3d0a773501becdc3725b7f99cf",
+    ),
+    DebPin(
+        package="libgcc-s1",
+        version="14.2.0-19",
+        sha256="3c71917b490d1a17aed43196a2787a256ecf060526cdb20216a74bedc061b150",
+    ),
+    DebPin(
+        package="libstdc++6",
+        version="14.2.0-19",
+        sha256="ab1fa05837aa7a92aae748fd07a18a35f7d18bb4a71c4724fe2bbf0e32089de0",
+    ),
+    DebPin(
+        package="libgmp10",
+        version="2:6.3.0+dfsg-3",
+        sha256="d0d0265eb01770f17afd0f7c8c0622f80479dcfbbe13653a0debeec61464e622",
+    ),
+    DebPin(
+        package="libisl23",
+        version="0.27-1",
+        sha256="ac8518042e81c00de1effb72bba7e88ac4ecd488f7ea8b9e3ebc63159cb53b35",
+    ),
+    DebPin(
+        package="libmpc3",
+        version="1.3.1-1+b3",
+        sha256="2af0a5c128e03694a41c0b011bd8a958b7297436cdb3a15ddad7866dae8c300b",
+    ),
+    DebPin(
+        package="libmpfr6",
+        version="4.2.2-1",
+        sha256="75dddce11dabc7fc543712c33dc27b7f2ee66a111763eb5eac654d010b42cd92",
+    ),
+    DebPin(
+        package="libzstd1",
+        version="1.5.7+dfsg-1",
+        sha256="2f6a2aeacfc925eba8b00ac9139bc4bfccf8cacb09eb93de067074b26948eef9",
+    ),
+    DebPin(
+        package="zlib1g",
+        version="1:1.3.dfsg+really1.3.1-1+deb13u1",
+        sha256="8c27c342230503b73dfde629642c3b352e87b554e06d60cf58772f236a305ceb",
+    ),
+    DebPin(
+        package="libjansson4",
+        version="2.14-2+b3",
+        sha256="60707a62fe6c1228c3389b12a13ca4efd76defc5532473e547a29e99cf7d2a6e",
+    ),
+    DebPin(
+        package="libsframe1",
+        version="2.44-3",
+        sha256="38f625dfdc582717029ac3a3e97c51d994ec2e7a0e9b230c6b44e40d1276311f",
+    ),
+)
+
+
 #: (suite, Debian architecture) -> Debian's amd64 cross toolchain of exactly the suite's
-#: gcc (12.2.0) and binutils (2.40): the .debs by version and sha256 (bookworm's Packages).
+#: gcc and binutils (bookworm: 12.2.0 and 2.40; trixie: 14.2.0 and 2.44): the .debs by
+#: version and sha256 (the suite's Packages).
 CROSS_TOOLCHAINS: dict[tuple[str, str], tuple[DebPin, ...]] = {
     ("bookworm", "ppc64el"): _cross(
         "powerpc64le-linux-gnu",
@@ -91,6 +154,24 @@ CROSS_TOOLCHAINS: dict[tuple[str, str], tuple[DebPin, ...]] = {
         cpp="b312f2b349cf2f56ea791f9ba2bd19871a632b272d06a038f19fd46d1b740362",
         gcc="1cecccae127822bad6104b1c9567605d63f01f582b2b435f0e912762a10cd5dd",
         binutils="9c7737cab7d917581cf0bc875e7f360cdd40a6fa172376bea3a6911950fda599",
+    ),
+    ("trixie", "riscv64"): (
+        DebPin(
+            package="cpp-14-riscv64-linux-gnu",
+            version="14.2.0-19cross1",
+            sha256="7b188d1754125dbb1553c50a7419bbb88da689a26858f517ba38c3cfbef7e9cb",
+        ),
+        DebPin(
+            package="gcc-14-riscv64-linux-gnu",
+            version="14.2.0-19cross1",
+            sha256="fca814820c63cd7cc7ffe6a4c63e0b4dd677028a23e1584e1eecc2e08dbfa394",
+        ),
+        DebPin(
+            package="binutils-riscv64-linux-gnu",
+            version="2.44-3",
+            sha256="a7e5304f538357983164454ae2ccc7b9bfb8023f54ec6be4e682c6d8067f76ab",
+        ),
+        *_LIBS_TRIXIE,
     ),
 }
 

@@ -34,6 +34,14 @@ class SuiteFacts:
     extra: tuple[str, ...] = ()
 
     @property
+    def policy_glibc(self) -> str:
+        """The glibc of the auditwheel policy: the suite's, capped at the newest policy
+        the pinned auditwheel knows (a policy it does not know is refused outright)."""
+        cap = tuple(int(x) for x in AUDITWHEEL_NEWEST_POLICY.split("."))
+        own = tuple(int(x) for x in self.glibc.split("."))
+        return self.glibc if own <= cap else AUDITWHEEL_NEWEST_POLICY
+
+    @property
     def builds_cp39(self) -> bool:
         """A suite without Python 3.9 gets CPython 3.9 built from source
         (interpreters.py): cibuildwheel 4.3.5's utility interpreter is cp39."""
@@ -44,6 +52,11 @@ class SuiteFacts:
 # 10.2.1 is manylinux2014's devtoolset-10 compiler and its Python 3.9 is cibuildwheel's
 # utility interpreter (/opt/python/cp39-cp39).
 UTILITY_PYTHON = "3.9"
+# The newest manylinux policy of the pinned auditwheel (6.4.2: manylinux_2_39, in
+# auditwheel/policy/manylinux-policy.json). trixie's glibc 2.41 is newer: its stand-ins
+# repair for manylinux_2_39, and a wheel that needs glibc 2.40 or 2.41 symbols is refused
+# by the repair, as it would be on a real manylinux_2_39 image.
+AUDITWHEEL_NEWEST_POLICY = "2.39"
 _PORTS = frozenset({"amd64", "arm64", "armel", "armhf", "i386", "mips64el", "ppc64el", "s390x"})
 SUITES = {
     "bullseye": SuiteFacts(
@@ -150,7 +163,7 @@ class StandinSpec:
     @property
     def policy(self) -> str:
         """The auditwheel policy the stand-in's glibc can honestly meet."""
-        return "manylinux_" + self.suite.glibc.replace(".", "_")
+        return "manylinux_" + self.suite.policy_glibc.replace(".", "_")
 
     @property
     def packages(self) -> tuple[str, ...]:

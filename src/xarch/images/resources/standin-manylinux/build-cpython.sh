@@ -23,11 +23,29 @@ fail() {
   exit 1
 }
 
-# The cross tools run with their own libraries (libbfd, libisl, ...) from the tree.
+# The cross tools run with their own libraries (libbfd, libisl, ...) from the tree. Where
+# the tree carries its own C library (trixie's tools need glibc 2.38, more than a bookworm
+# host has), every tool runs through the tree's dynamic loader instead, and the driver
+# finds wrappers for its leaves (cc1, as, collect2, ld) first (-B).
 libs=$x/usr/lib/x86_64-linux-gnu
+loader=$libs/ld-linux-x86-64.so.2
+wrap() {  # wrap <wrapper> <real tool>
+  if [ -e "$loader" ]; then
+    printf '#!/bin/sh\nexec %s --library-path %s %s "$@"\n' "$loader" "$libs" "$2" >"$1"
+  else
+    printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s "$@"\n' "$libs" "$2" >"$1"
+  fi
+}
 for tool in ar ranlib readelf strip; do
-  printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s "$@"\n' "$libs" "$x/usr/bin/$t-$tool" >"$w/bin/$t-$tool"
+  wrap "$w/bin/$t-$tool" "$x/usr/bin/$t-$tool"
 done
+# gcc 14 moved cc1 and collect2 from lib/ to libexec/gcc-cross/.
+leafdir=$x/usr/lib/gcc-cross/$t/$XARCH_GCC_MAJOR
+[ -e "$x/usr/libexec/gcc-cross/$t/$XARCH_GCC_MAJOR/cc1" ] && leafdir=$x/usr/libexec/gcc-cross/$t/$XARCH_GCC_MAJOR
+mkdir -p "$w/leaves"
+for leaf in cc1 collect2; do wrap "$w/leaves/$leaf" "$leafdir/$leaf"; done
+for leaf in as ld; do wrap "$w/leaves/$leaf" "$x/usr/bin/$t-$leaf"; done
+chmod +x "$w/leaves"/*
 # Packages ship absolute symlinks (libm.so -> /lib/<triplet>/libm.so.6) and linker
 # scripts with absolute paths (libc.so): resolved on the host they point at the host's
 # files. A directory searched first holds the same names resolved inside the root, and
@@ -52,11 +70,20 @@ printf '%s\n' "$script" | sed 's#\([ (]\)/#\1=/#g' >"$w/lib/libc.so"
 # The driver: the tree's cc1 and as first, then the root's own gcc directory for the
 # startup files and libgcc (the same gcc version as the root's) and gcc's headers.
 gccdir=$root/usr/lib/gcc/$t/$XARCH_GCC_MAJOR
+if [ -e "$loader" ]; then driver="$loader --library-path $libs"; else driver="env LD_LIBRARY_PATH=$libs"; fi
+# gcc 14 made implicit function declarations errors. CPython 3.9.2's source compiles
+# without it, but one configure check (pthread_create in -lpthread) calls exit() without
+# <stdlib.h>, so under gcc 14 it fails and LIBS loses -lpthread (pyconfig.h is the same
+# either way: compared on riscv64). The flag keeps configure's answers those of the gcc
+# it was written for. It lives in this wrapper only, not in CFLAGS: sysconfig does not
+# record it, so extensions built later with this interpreter meet gcc 14 as it is.
+cflags=
+[ "$XARCH_GCC_MAJOR" -ge 14 ] && cflags=-Wno-error=implicit-function-declaration
 cat >"$w/bin/$t-gcc" <<EOT
 #!/bin/sh
-LD_LIBRARY_PATH=$libs exec $x/usr/bin/$t-gcc-$XARCH_GCC_MAJOR --sysroot=$root \
-  -B$x/usr/lib/gcc-cross/$t/$XARCH_GCC_MAJOR/ -B$x/usr/bin/$t- -B$gccdir/ \
-  -isystem $gccdir/include -L$w/lib "\$@"
+exec $driver $x/usr/bin/$t-gcc-$XARCH_GCC_MAJOR --sysroot=$root \
+  -B$w/leaves/ -B$leafdir/ -B$x/usr/bin/$t- -B$gccdir/ \
+  -isystem $gccdir/include -L$w/lib $cflags "\$@"
 EOT
 chmod +x "$w/bin"/*
 ln -sf "$XARCH_BUILD_PYTHON/python3.9" "$w/bin/python3.9"
