@@ -30,7 +30,8 @@ from xarch.oci.registry_server import RegistryServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = REPO_ROOT / "config" / "offline.yaml"
-#: ppc64le and s390x: stand-ins with CPython 3.9 built from source (docs/standins.md).
+#: ppc64le, s390x (bookworm) and riscv64 (trixie): stand-ins with CPython 3.9 built from
+#: source (docs/standins.md).
 OFFLINE_EMULATED = REPO_ROOT / "config" / "offline-emulated.yaml"
 TAG = "t1"
 SESSION_START = time.time()
@@ -178,8 +179,8 @@ def standin_bases(
     mapping by architecture name: those the tests use at once, any other when asked).
 
     Uses the cached root filesystems (the quick start makes aarch64's and armv7l's, the
-    emulated-architecture tests ppc64le's and s390x's); bootstraps one that is missing,
-    which takes a few minutes.
+    emulated-architecture tests ppc64le's, s390x's and riscv64's); bootstraps one that is
+    missing, which takes a few minutes.
     """
     reg = RegistrySettings(address=registry_server.address, namespace="test", insecure=None)
     configs = [offline, load_config(OFFLINE_EMULATED)]

@@ -324,3 +324,17 @@ def test_patchelf_without_its_cxx_runtime_is_refused_not_run_on_the_hosts(tmp_pa
         BadInput, match=r"lack libstdc\+\+\.so\.6.*\n  hint: add the libstdc\+\+6 package"
     ):
         native._Patchelf(tmp_path)
+
+
+def test_gcc_14_leaves_are_found_under_libexec(tmp_path: Path) -> None:
+    """Debian's gcc 14 cross packages (trixie) keep cc1 and cc1plus under
+    usr/libexec/gcc-cross; older ones under usr/lib/gcc-cross."""
+    arch = get_arch("riscv64")
+    libexec = tmp_path / "usr/libexec/gcc-cross/riscv64-linux-gnu/14"
+    assert native.leaf_sources(arch, "14", tmp_path)["cc1"].startswith("usr/lib/gcc-cross/")
+    libexec.mkdir(parents=True)
+    (libexec / "cc1").write_bytes(b"\x7fELF")
+    got = native.leaf_sources(arch, "14", tmp_path)
+    assert got["cc1"] == "usr/libexec/gcc-cross/riscv64-linux-gnu/14/cc1"
+    assert got["cc1plus"] == "usr/libexec/gcc-cross/riscv64-linux-gnu/14/cc1plus"
+    assert got["as"] == "usr/bin/riscv64-linux-gnu-as"

@@ -248,12 +248,17 @@ class _Patchelf:
         _run([*self.argv, *args, str(elf)], "patchelf")
 
 
-def leaf_sources(arch: Arch, gcc_major: str) -> dict[str, str]:
-    """Leaf name -> its path in the unpacked cross packages."""
+def leaf_sources(arch: Arch, gcc_major: str, tree: Path | None = None) -> dict[str, str]:
+    """Leaf name -> its path in the unpacked cross packages. gcc 14 (Debian trixie) moved
+    the compiler proper to usr/libexec/gcc-cross; with ``tree``, the one it holds."""
     t = arch.gnu_triplet
+    gcc_dir = f"usr/lib/gcc-cross/{t}/{gcc_major}"
+    libexec = f"usr/libexec/gcc-cross/{t}/{gcc_major}"
+    if tree is not None and (tree / libexec / "cc1").is_file():
+        gcc_dir = libexec
     return {
-        "cc1": f"usr/lib/gcc-cross/{t}/{gcc_major}/cc1",
-        "cc1plus": f"usr/lib/gcc-cross/{t}/{gcc_major}/cc1plus",
+        "cc1": f"{gcc_dir}/cc1",
+        "cc1plus": f"{gcc_dir}/cc1plus",
         "as": f"usr/bin/{t}-as",
         "ld": f"usr/bin/{t}-ld.bfd",
     }
@@ -291,7 +296,7 @@ def relocate(
         raise ToolchainError("objcopy (binutils) is needed on the host to strip the native leaves")
     patchelf = _Patchelf(tree)
     major = acc.gcc_version.split(".")[0]
-    sources = leaf_sources(arch, major)
+    sources = leaf_sources(arch, major, tree)
     targets = leaf_targets(arch, major)
     shipped: dict[str, str] = {}
     queue: list[tuple[Path, str, bool]] = []

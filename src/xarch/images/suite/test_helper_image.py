@@ -316,21 +316,58 @@ def test_uv_on_path_for_the_uv_frontends(
     assert r.stdout.strip() == image.target.arch.uname_m
 
 
+# The policies (name and the architectures it lists symbol versions for) of the auditwheel
+# on PATH, read from its own manylinux-policy.json with its own interpreter.
+AUDITWHEEL_POLICIES = r"""
+set -eu
+py=$(head -n1 "$(command -v auditwheel)" | sed 's/^#!//')
+"$py" - <<'PY_EOF'
+import json, pathlib, auditwheel
+f = pathlib.Path(auditwheel.__file__).parent / "policy" / "manylinux-policy.json"
+for p in json.loads(f.read_text()):
+    print(p["name"], " ".join(sorted(p["symbol_versions"])))
+PY_EOF
+"""
+
+
+def _glibc(policy: str) -> tuple[int, int]:
+    legacy = LEGACY_POLICIES.get(policy)
+    m = re.fullmatch(r"manylinux_(\d+)_(\d+)", policy) or (
+        legacy and re.fullmatch(r"(\d+)\.(\d+)", legacy)
+    )
+    assert m, f"unknown policy {policy!r}"
+    return int(m[1]), int(m[2])
+
+
 def test_auditwheel_plat_matches_glibc(
     guest: Any, image: ImageUnderTest, manylinux_env: dict[str, str]
 ) -> None:
     """AUDITWHEEL_PLAT names the image's own glibc: an older one would promise wheels
-    that need less than they do, a newer one would not be honest either."""
+    that need less than they do, a newer one would not be honest either. The one allowed
+    gap: a glibc newer than every policy the image's auditwheel knows for its architecture
+    (trixie's 2.41 against auditwheel 6.4.2's newest, manylinux_2_39) gets that newest
+    policy, and auditwheel itself then refuses any wheel that needs a newer symbol."""
     policy = manylinux_env["AUDITWHEEL_POLICY"]
     plat = manylinux_env["AUDITWHEEL_PLAT"]
-    assert plat == f"{policy}_{image.target.arch.uname_m}"
-    want = LEGACY_POLICIES.get(policy)
-    if want is None:
-        m = re.fullmatch(r"manylinux_(\d+)_(\d+)", policy)
-        assert m, f"unknown policy {policy!r}"
-        want = f"{m[1]}.{m[2]}"
+    arch = image.target.arch.uname_m
+    assert plat == f"{policy}_{arch}"
     out = guest.check_output("getconf GNU_LIBC_VERSION")  # "glibc 2.31"
-    assert out.split() == ["glibc", want], f"{policy} but {out}"
+    name, version = out.split()
+    assert name == "glibc", out
+    have = tuple(int(x) for x in version.split(".")[:2])
+    want = _glibc(policy)
+    if want == have:
+        return
+    known = [
+        _glibc(line.split()[0])
+        for line in guest.check_output(AUDITWHEEL_POLICIES).splitlines()
+        if line.startswith("manylinux") and arch in line.split()[1:]
+    ]
+    assert known, f"the image's auditwheel knows no manylinux policy for {arch}"
+    assert want < have and want == max(known), (
+        f"{policy} but {out}; the newest policy the image's auditwheel knows for {arch} "
+        f"is manylinux_{max(known)[0]}_{max(known)[1]}"
+    )
 
 
 # Builds a one-function C extension with the image's gcc against the interpreter's

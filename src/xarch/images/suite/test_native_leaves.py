@@ -98,10 +98,10 @@ def test_each_leaf_is_hooked_and_its_original_kept(
     guest: Any, image: ImageUnderTest, accelerated: dict[str, str]
 ) -> None:
     triplet = image.target.arch.gnu_triplet
-    major = accelerated[f"{LABEL_PREFIX}.gcc"].split(".")[0]
+    # Where the image's driver runs them (/usr/lib/gcc/... to gcc 13, libexec in gcc 14).
     paths = {
-        "cc1": f"/usr/lib/gcc/{triplet}/{major}/cc1",
-        "cc1plus": f"/usr/lib/gcc/{triplet}/{major}/cc1plus",
+        "cc1": guest.check_output("gcc -print-prog-name=cc1"),
+        "cc1plus": guest.check_output("gcc -print-prog-name=cc1plus"),
         "as": f"/usr/bin/{triplet}-as",
         "ld": f"/usr/bin/{triplet}-ld.bfd",
     }

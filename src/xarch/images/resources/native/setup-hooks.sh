@@ -116,8 +116,10 @@ hook() { # LEAF_PATH NATIVE_PATH KIND
 
 for leaf in "$@"; do
     case $leaf in
-    cc1) hook "/usr/lib/gcc/$TRIPLET/$MAJOR/cc1" "$P/lib/gcc-cross/$TRIPLET/$MAJOR/cc1" c ;;
-    cc1plus) hook "/usr/lib/gcc/$TRIPLET/$MAJOR/cc1plus" "$P/lib/gcc-cross/$TRIPLET/$MAJOR/cc1plus" c++ ;;
+    # The driver's own answer: /usr/lib/gcc/... up to gcc 13, /usr/libexec/gcc/... in
+    # Debian's gcc 14 (trixie).
+    cc1) hook "$(gcc -print-prog-name=cc1)" "$P/lib/gcc-cross/$TRIPLET/$MAJOR/cc1" c ;;
+    cc1plus) hook "$(gcc -print-prog-name=cc1plus)" "$P/lib/gcc-cross/$TRIPLET/$MAJOR/cc1plus" c++ ;;
     as) hook "$(command -v "$AS_PATH")" "$P/bin/$TRIPLET-as" none ;;
     ld) hook "$(command -v "$(gcc -print-prog-name=ld)")" "$P/bin/$TRIPLET-ld.bfd" ld ;;
     *) fail "unknown leaf $leaf (cc1, cc1plus, as, ld)" ;;
