@@ -89,9 +89,7 @@ def test_cibuildwheel_builds_cp39_and_the_suites_python_with_doctor_agreeing(
     # As a user selects per architecture: each stand-in has cp39 and its suite's Python.
     monkeypatch.setenv("CIBW_BUILD", "cp39-* cp311-* cp313-*")
     # CIBW_SKIP replaces the project's own `skip` (no musllinux), so it says it again.
-    monkeypatch.setenv(
-        "CIBW_SKIP", "*-musllinux_* cp313-*_ppc64le cp313-*_s390x cp311-*_riscv64"
-    )
+    monkeypatch.setenv("CIBW_SKIP", "*-musllinux_* cp313-*_ppc64le cp313-*_s390x cp311-*_riscv64")
     report = tmp_path / "report.json"
     report.write_text(emulated.report.read_text())
     out = tmp_path / "wheelhouse"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,19 @@ def test_accelerate_can_be_turned_off(tmp_path: Path) -> None:
     assert cfg.targets[0].accelerate.enabled is False
 
 
+def test_a_package_may_come_from_another_suite(tmp_path: Path) -> None:
+    """A host-side tool (trixie's riscv64 target relocates with bookworm's patchelf)."""
+    pe = {"package": "patchelf", "version": "0.14.3-1+b1", "suite": "bookworm", "sha256": SHA_A}
+    acc = dict(ACCELERATE, packages=[*ACCELERATE["packages"], pe])
+    cfg = load(tmp_path, {"targets[0].accelerate": acc})
+    got = cfg.targets[0].accelerate
+    assert got is not None
+    assert got.packages[-1] == DebPin(
+        package="patchelf", version="0.14.3-1+b1", sha256=SHA_A, suite="bookworm"
+    )
+    assert got.packages[0].suite == ""  # the section's own suite
+
+
 def test_directory_is_relative_to_the_config_file(tmp_path: Path) -> None:
     (tmp_path / "debs").mkdir()
     acc = dict(ACCELERATE, directory="debs")
@@ -78,6 +92,7 @@ ERRORS: list[tuple[dict[str, Any], str, tuple[str, ...]]] = [
     ({"packages": [dict(GMP, sha256="abc")]}, "packages[0].sha256", ("malformed sha256",)),
     ({"packages": [dict(GMP, sha=1)]}, "packages[0].sha", ("unknown key 'sha'",)),
     ({"packages": [ZLIB, ZLIB]}, "packages[1].package", ("listed twice",)),
+    ({"packages": [dict(GMP, suite="Book worm")]}, "packages[0].suite", ("not a Debian suite",)),
     ({"directory": "nowhere"}, "directory", ("is not a directory",)),
     ({"suite": None}, "suite", ("missing required key",)),
     ({"mirror": "ftp://x"}, "mirror", ("not an http(s) URL",)),
@@ -199,6 +214,14 @@ def test_the_accelerated_profile_pins_the_stand_ins_compiler_versions() -> None:
     assert (ppc.accelerate.gcc_version, ppc.accelerate.binutils_version) == ("12.2.0", "2.40")
     assert a64.base.suite == a64.accelerate.suite == "bullseye"  # type: ignore[union-attr]
     assert ppc.base.suite == ppc.accelerate.suite == "bookworm"  # type: ignore[union-attr]
+    # trixie's riscv64: gcc 14.2.0 / binutils 2.44, relocated with bookworm's patchelf
+    # 0.14.3 (0.18 breaks cc1: the config says why).
+    rv = load_offline_native_target("standin-manylinux_2_39_riscv64")
+    assert rv.accelerate
+    assert (rv.accelerate.gcc_version, rv.accelerate.binutils_version) == ("14.2.0", "2.44")
+    assert rv.base.suite == rv.accelerate.suite == "trixie"  # type: ignore[union-attr]
+    [pe] = [p for p in rv.accelerate.packages if p.package == "patchelf"]
+    assert (pe.version, pe.suite) == ("0.14.3-1+b1", "bookworm")
 
 
 def test_dockerfile_lines_copy_the_prefix_and_run_the_setup() -> None:
@@ -338,3 +361,26 @@ def test_gcc_14_leaves_are_found_under_libexec(tmp_path: Path) -> None:
     assert got["cc1"] == "usr/libexec/gcc-cross/riscv64-linux-gnu/14/cc1"
     assert got["cc1plus"] == "usr/libexec/gcc-cross/riscv64-linux-gnu/14/cc1plus"
     assert got["as"] == "usr/bin/riscv64-linux-gnu-as"
+
+
+def test_a_relocated_leaf_that_does_not_run_is_named(tmp_path: Path) -> None:
+    """relocate's last check starts each leaf through the prefix's loader: one that fails
+    (here /bin/false, standing for a cc1 a patchelf broke) is named with how it ended."""
+    lib = tmp_path / "out" / "lib"
+    lib.mkdir(parents=True)
+    loader = Path("/lib64/ld-linux-x86-64.so.2")
+    if not loader.exists():
+        pytest.skip("no x86_64 loader on this host")
+    (lib / "ld-linux-x86-64.so.2").symlink_to(loader.resolve())
+    for name in ("libc.so.6",):
+        (lib / name).symlink_to(Path(f"/lib/x86_64-linux-gnu/{name}").resolve())
+    acc = accelerate((), tmp_path)
+    for tool, ok in (("true", True), ("false", False)):
+        shutil.copy(f"/bin/{tool}", tmp_path / "out" / tool)
+        if ok:
+            native._check_runs(tmp_path / "out", tool, acc)
+        else:
+            with pytest.raises(
+                native.ToolchainError, match=r"the relocated false does not run \(exit 1"
+            ):
+                native._check_runs(tmp_path / "out", tool, acc)

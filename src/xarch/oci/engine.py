@@ -10,8 +10,10 @@ by one classifier, :func:`advice`, whatever the operation.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -28,11 +30,24 @@ Log = Callable[[str], None]
 
 MIN_API_VERSION = (1, 41)  # Docker 20.10
 
+#: How many of a failed build step's last output lines its error carries.
+BUILD_TAIL_LINES = 15
+
 #: How to get a daemon that answers: shown by connect() and by doctor.
 START_HINT = "systemctl start docker   # or: dockerd &   (install: apt-get install docker.io)"
 
 #: What an image is to the user, for the advice when it cannot be pulled.
 ImageKind = Literal["base", "helper", "image"]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _step_output(line: str) -> bool:
+    """A line a build step printed, not the classic builder's own bookkeeping."""
+    return bool(line.strip()) and not line.startswith(
+        (" ---> ", "Removing intermediate container ", "Successfully ")
+    )
 
 
 def short(e: BaseException) -> str:
@@ -247,6 +262,9 @@ class Engine:
     ) -> str:
         """A classic build of ``context`` tagged ``ref``; returns the image id."""
         image_id = ""
+        # The step's own output is not shown as it runs (only "Step N/M" lines), but a
+        # failed step's last lines are what says why: they go into the error.
+        tail: collections.deque[str] = collections.deque(maxlen=BUILD_TAIL_LINES)
         try:
             for event in self.client.api.build(
                 path=str(context),
@@ -260,10 +278,19 @@ class Engine:
             ):
                 detail = _stream_error(event)
                 if detail is not None:
-                    raise BuildError(f"docker build of {ref} failed: {detail}")
+                    said = "".join(f"\n    {t}" for t in tail)
+                    raise BuildError(
+                        f"docker build of {ref} failed: {detail}"
+                        + (f"\n  the step's last lines:{said}" if said else "")
+                    )
                 line = str(event.get("stream", "")).rstrip()
                 if line.startswith("Step "):
                     log(f"    {line}")
+                    tail.clear()
+                else:
+                    # The classic builder colours a step's stderr (ANSI escapes).
+                    plain = _ANSI.sub("", line)
+                    tail.extend(x for x in plain.splitlines() if _step_output(x))
                 aux = event.get("aux")
                 if isinstance(aux, dict) and aux.get("ID"):
                     image_id = str(aux["ID"])
