@@ -214,3 +214,70 @@ def test_the_shipped_native_config_pins_the_standins_uv() -> None:
         ).read_text()
     )
     assert any(line.startswith("uv==0.13.8 ") for line in req)
+
+
+def riscv64_probe(uv_takes_below_2_31: bool) -> tuple[dict[str, Any], list[str]]:
+    """A riscv64 image with glibc 2.41: packaging takes manylinux_2_17.._2_41_riscv64;
+    uv (both builds) only from manylinux_2_31 (UV_MANYLINUX_FLOOR)."""
+    rv = get_arch("riscv64")
+    tags = native_uv.probe_tags(rv)
+    interp = {
+        f"{py}-{abi}-{plat}"
+        for py, abi in (("cp39", "cp39"), ("cp39", "abi3"), ("py3", "none"), ("py2", "none"))
+        for plat in (
+            *(f"manylinux_2_{n}_riscv64" for n in range(17, 42)),
+            "manylinux2014_riscv64",
+            "linux_riscv64",
+            "any",
+        )
+    }
+    installed = {}
+    for i, t in enumerate(tags):
+        taken = native_uv._tag_set(t) & interp
+        if not uv_takes_below_2_31:
+            taken = {p for p in taken if not native_uv.below_uv_floor(p, rv)}
+        installed[native_uv.probe_package(i)] = "2.0" if taken else "1.0"
+    data, _ = good_probe()
+    data = copy.deepcopy(data)
+    data["view"].update(machine="riscv64", tags=sorted(interp))
+    for side in ("native", "emulated"):
+        data[side]["installed"] = dict(installed)
+    control = dict(installed)
+    control[native_uv.probe_package(tags.index("py3-none-manylinux_2_17_x86_64"))] = "2.0"
+    data["control"]["installed"] = control
+    data["build"].update(
+        wheel="x-1.0-cp39-cp39-linux_riscv64.whl",
+        tags=["cp39-cp39-linux_riscv64"],
+        elf_machine={"x.so": 243},
+    )
+    return data, tags
+
+
+def test_riscv64_uv_takes_no_manylinux_below_2_31_by_design_and_the_probe_knows_it() -> None:
+    rv = get_arch("riscv64")
+    data, tags = riscv64_probe(uv_takes_below_2_31=False)
+    result = native_uv.compare(data, tags, rv)
+    assert result.passed, result.differences
+    assert "py3-none-manylinux_2_17_riscv64" in result.by_design
+    assert "py3-none-manylinux2014_riscv64" in result.by_design
+    assert "py3-none-manylinux_2_31_riscv64" in result.taken
+    assert "older manylinux tags left, as uv does" in result.label()
+    # One side taking them after all is a difference again, and says why it is expected.
+    data["native"]["installed"][
+        native_uv.probe_package(tags.index("py3-none-manylinux_2_24_riscv64"))
+    ] = "2.0"
+    diffs = native_uv.compare(data, tags, rv).differences
+    assert diffs == [
+        "the native uv takes the wheel tag py3-none-manylinux_2_24_riscv64, the interpreter's "
+        "own tags (packaging.tags.sys_tags()) refuses it (uv takes no manylinux tag below "
+        "2_31 on riscv64)"
+    ]
+
+
+def test_the_uv_floor_reads_every_spelling_of_a_manylinux_tag() -> None:
+    rv, a64 = get_arch("riscv64"), get_arch("aarch64")
+    assert native_uv.below_uv_floor("py3-none-manylinux_2_30_riscv64", rv)
+    assert not native_uv.below_uv_floor("py3-none-manylinux_2_31_riscv64", rv)
+    assert native_uv.below_uv_floor("py3-none-manylinux2014_riscv64", rv)
+    assert not native_uv.below_uv_floor("py3-none-linux_riscv64", rv)
+    assert not native_uv.below_uv_floor("py3-none-manylinux_2_17_aarch64", a64)

@@ -339,6 +339,27 @@ def write_probe_dir(directory: Path, arch: Arch, setuptools_wheel: Path) -> list
     return tags
 
 
+#: uv takes no manylinux tag older than ``manylinux_2_<floor>`` on these architectures
+#: (uv-platform-tags, ``Arch::get_minimum_manylinux_minor``: riscv64's first manylinux is
+#: 2_31), where packaging.tags.sys_tags() lists every one down to 2_17. Both of the
+#: image's uvs, native and emulated, are held to that: a difference by uv's design, not by
+#: where it runs. pip (cibuildwheel's `build` frontend) takes the older ones.
+UV_MANYLINUX_FLOOR = {"riscv64": 31, "loongarch64": 36}
+_LEGACY_MINOR = {"manylinux1": 5, "manylinux2010": 12, "manylinux2014": 17}
+
+
+def below_uv_floor(plain_tag: str, arch: Arch) -> bool:
+    """Whether uv, by design, takes no wheel of this (uncompressed) tag on ``arch``."""
+    floor = UV_MANYLINUX_FLOOR.get(arch.uname_m)
+    plat = plain_tag.rsplit("-", 1)[-1]
+    if floor is None or not plat.endswith(f"_{arch.uname_m}"):
+        return False
+    head = plat[: -len(arch.uname_m) - 1]
+    m = re.fullmatch(r"manylinux_2_(\d+)", head)
+    minor = int(m[1]) if m else _LEGACY_MINOR.get(head)
+    return minor is not None and minor < floor
+
+
 def _tag_set(tag: str) -> set[str]:
     """A compressed wheel tag (py2.py3-none-any) as the set of plain tags it stands for."""
     py, abi, plat = tag.split("-")
@@ -350,6 +371,8 @@ class UvProbeResult:
     differences: list[str] = field(default_factory=list)
     native_version: str = ""
     taken: list[str] = field(default_factory=list)  # tags the interpreter and uv take
+    # Tags the interpreter takes and uv, by design, does not (UV_MANYLINUX_FLOOR).
+    by_design: list[str] = field(default_factory=list)
     steps: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -359,7 +382,15 @@ class UvProbeResult:
     def label(self) -> str:
         if not self.passed:
             return f"failed: {self.differences[0]}"
-        return f"passed ({len(self.taken)} tags taken of the probe set, install and build alike)"
+        extra = (
+            f"; {len(self.by_design)} older manylinux tags left, as uv does on this architecture"
+            if self.by_design
+            else ""
+        )
+        return (
+            f"passed ({len(self.taken)} tags taken of the probe set, install and build "
+            f"alike{extra})"
+        )
 
 
 def compare(data: Mapping[str, Any], tags: Sequence[str], arch: Arch) -> UvProbeResult:
@@ -371,9 +402,12 @@ def compare(data: Mapping[str, Any], tags: Sequence[str], arch: Arch) -> UvProbe
         diffs.append(
             f"the interpreter says platform.machine() = {view['machine']}, not {arch.uname_m}"
         )
-    expected = {
-        probe_package(i): "2.0" if _tag_set(t) & interp else "1.0" for i, t in enumerate(tags)
+    by_uv = {
+        i: {p for p in _tag_set(t) & interp if not below_uv_floor(p, arch)}
+        for i, t in enumerate(tags)
     }
+    expected = {probe_package(i): "2.0" if by_uv[i] else "1.0" for i in range(len(tags))}
+    by_design = [t for i, t in enumerate(tags) if _tag_set(t) & interp and not by_uv[i]]
     native, emulated = data["native"], data["emulated"]
     for side in ("native", "emulated"):
         got = data[side]["installed"]
@@ -383,9 +417,15 @@ def compare(data: Mapping[str, Any], tags: Sequence[str], arch: Arch) -> UvProbe
             if got.get(name) != want:
                 verb = "takes" if got.get(name) == "2.0" else "refuses"
                 says = "takes" if want == "2.0" else "refuses"
+                floor = UV_MANYLINUX_FLOOR.get(arch.uname_m)
+                why = (
+                    f" (uv takes no manylinux tag below 2_{floor} on {arch.uname_m})"
+                    if floor and tag in by_design
+                    else ""
+                )
                 diffs.append(
                     f"the {side} uv {verb} the wheel tag {tag}, the interpreter's own tags "
-                    f"(packaging.tags.sys_tags()) {says} it"
+                    f"(packaging.tags.sys_tags()) {says} it{why}"
                 )
     # "uv 0.13.8 (x86_64-unknown-linux-musl)": the build triple differs by construction.
     if native["version"].split()[:2] != emulated["version"].split()[:2]:
@@ -418,7 +458,11 @@ def compare(data: Mapping[str, Any], tags: Sequence[str], arch: Arch) -> UvProbe
         diffs.append(f"the extension built by uv, called: {build['call']!r}, not 42")
     taken = [t for i, t in enumerate(tags) if expected[probe_package(i)] == "2.0"]
     return UvProbeResult(
-        differences=diffs, native_version=native["version"], taken=taken, steps=data["steps"]
+        differences=diffs,
+        native_version=native["version"],
+        taken=taken,
+        by_design=by_design,
+        steps=data["steps"],
     )
 
 
