@@ -33,37 +33,35 @@ def real(name: str) -> projects.RealProject:
     return p
 
 
-@pytest.mark.parametrize("arch", ["aarch64", "armv7l"])
 def test_markupsafe_builds_with_its_own_build_uv_frontend(
-    arch: str,
     pushed: Pushed,
     handlers: set[str],
     ca_bundle: str | None,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    need_handler(handlers, arch)
-    _markupsafe(arch, pushed, ca_bundle, tmp_path, monkeypatch)
+    """aarch64 and armv7l (the quick start's stand-ins), side by side."""
+    for arch in ("aarch64", "armv7l"):
+        need_handler(handlers, arch)
+    _markupsafe(("aarch64", "armv7l"), pushed, ca_bundle, tmp_path, monkeypatch)
 
 
 @pytest.mark.binfmt
-@pytest.mark.parametrize("arch", ["ppc64le", "s390x", "riscv64"])
 def test_markupsafe_in_the_emulated_architectures_stand_ins(
-    arch: str,
     emulated: Pushed,
     ca_bundle: str | None,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The same in the ppc64le, s390x and riscv64 stand-ins
-    (config/offline-emulated.yaml), whose cp39 xarch built from source, under a
-    temporary flag-F handler."""
-    with handler_only(arch, "F"):
-        _markupsafe(arch, emulated, ca_bundle, tmp_path, monkeypatch)
+    (config/offline-emulated.yaml), whose cp39 xarch built from source, under temporary
+    flag-F handlers, two architectures side by side (`--jobs 2`)."""
+    with handler_only("ppc64le", "F"), handler_only("s390x", "F"), handler_only("riscv64", "F"):
+        _markupsafe(("ppc64le", "s390x", "riscv64"), emulated, ca_bundle, tmp_path, monkeypatch)
 
 
 def _markupsafe(
-    arch: str,
+    arches: tuple[str, ...],
     pushed: Pushed,
     ca_bundle: str | None,
     tmp_path: Path,
@@ -72,7 +70,8 @@ def _markupsafe(
     project = real("markupsafe")
     src = projects.checkout(project, tmp_path / "src")
     assert 'build-frontend = "build[uv]"' in (src / "pyproject.toml").read_text()  # unchanged
-    [target] = [t for t in pushed.targets if t.arch.name == arch]
+    targets = [t.name for a in arches for t in pushed.targets if t.arch.name == a]
+    assert len(targets) == len(arches), targets
     monkeypatch.setenv("XARCH_BUILD_DIR", str(tmp_path / "build"))
     monkeypatch.setenv("CIBW_BUILD", "cp39-manylinux*")  # the utility interpreter
     for k, v in project.user_env(src).items():
@@ -80,26 +79,30 @@ def _markupsafe(
     report = tmp_path / "report.json"
     report.write_text(pushed.report.read_text())
     said: list[str] = []
+    out = tmp_path / "wheelhouse"
     outcome = build_wheels(
         pushed.config,
-        [target.name],
+        targets,
         project=src,
-        output=tmp_path / "wheelhouse",
+        output=out,
         report=report,
         ca_bundle=ca_bundle,
         log=said.append,
+        jobs=2,
     )
     assert any(
         "frontend: build[uv] (pyproject.toml [tool.cibuildwheel] build-frontend)" in s for s in said
     ), said
-    [wheel] = sorted((tmp_path / "wheelhouse").glob("*.whl"))
-    assert wheel.name.startswith("markupsafe-3.0.4-cp39-cp39-manylinux")
-    assert wheel.name.endswith(f"_{arch}.whl")
-    assert extension_arch(wheel) == arch  # the speedups module was compiled
-    [run] = outcome.results
-    log = Path(run.log).read_text()
-    assert "--installer=uv" in log  # pypa/build drove uv
-    assert "uv pip install" in log  # the test environment too
-    assert " passed" in log and " failed" not in log  # the sdist's own tests, in the image
-    [built] = read_report(report)["wheels"]["runs"][0]["wheels"]
-    assert set(built["steps"]) >= {"setup", "build", "repair", "test"}
+    runs = {r["arch"]: r for r in read_report(report)["wheels"]["runs"]}
+    assert sorted(runs) == sorted(arches)
+    for arch in arches:
+        [wheel] = sorted(out.glob(f"*_{arch}.whl"))
+        assert wheel.name.startswith("markupsafe-3.0.4-cp39-cp39-manylinux"), wheel.name
+        assert extension_arch(wheel) == arch  # the speedups module was compiled
+        log = Path(runs[arch]["log"]).read_text()
+        assert "--installer=uv" in log, arch  # pypa/build drove uv
+        assert "uv pip install" in log, arch  # the test environment too
+        assert " passed" in log and " failed" not in log, arch  # the sdist's own tests
+        [built] = runs[arch]["wheels"]
+        assert set(built["steps"]) >= {"setup", "build", "repair", "test"}
+    assert len(outcome.results) == len(arches)
