@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from xarch.errors import BadInput
+from xarch.errors import BadInput, XarchError
 from xarch.wheels.frontend import (
     FAST_FRONTEND,
     ImageTools,
@@ -177,3 +177,19 @@ def test_a_uv_frontend_for_any_build_of_the_run_is_what_counts(tmp_path: Path) -
 def test_the_environment_variable_beats_an_override(tmp_path: Path) -> None:
     got = read_project(project(tmp_path, MARKUPSAFE), {"CIBW_BUILD_FRONTEND": "pip"})
     assert got.for_identifiers(["cp39-musllinux_ppc64le"]).name == "pip"
+
+
+def test_an_image_that_could_not_be_looked_into_is_not_said_to_lack_uv() -> None:
+    """A project's build[uv] over an image that could not be pulled or run: the cause is
+    named (exit 1, a fault of the host or registry), never "has no uv on PATH"."""
+    images = {
+        "reg/img@sha256:a": ImageTools(uv="0.13.8"),
+        "reg/gone@sha256:b": ImageTools(uv="", unreadable="manifest unknown"),
+    }
+    wanted = ProjectFrontend(name="build[uv]", where="pyproject.toml [tool.cibuildwheel]")
+    with pytest.raises(XarchError) as e:
+        choose(wanted, images)
+    assert not isinstance(e.value, BadInput) and e.value.exit_code == 1
+    text = str(e.value)
+    assert "reg/gone@sha256:b (manifest unknown)" in text and "could not be looked into" in text
+    assert "no uv on PATH" not in text and "reg/img" not in text

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xarch.errors import BadInput
+from xarch.errors import BadInput, XarchError
 
 #: What xarch writes when the project names no frontend and the images have uv.
 FAST_FRONTEND = "build[uv]"
@@ -197,6 +197,9 @@ class ImageTools:
 
     uv: str  # uv's version on PATH ("0.13.8"), "" when there is none
     pip_config: str = ""  # the pip config file the image carries, "" when none
+    # Why the image could not be looked into (not pulled, no handler), "" when it was:
+    # then nothing is known of its uv.
+    unreadable: str = ""
 
 
 def choose(
@@ -208,6 +211,15 @@ def choose(
     Raises BadInput when the project asks for a uv frontend an image cannot serve."""
     without_uv = [ref for ref, tools in images.items() if not tools.uv]
     if project.name is not None:
+        unknown = [f"{ref} ({t.unreadable})" for ref, t in images.items() if t.unreadable]
+        if project.name in UV_FRONTENDS and unknown:
+            # Not the project's fault, nor the image's: the image could not be looked into.
+            raise XarchError(
+                f"{project.where} asks for the {project.name!r} build frontend, and whether "
+                f"{', '.join(unknown)} has uv is not known: it could not be looked into. "
+                "Make the image runnable here first (pushed, pullable, a handler for its "
+                "architecture), then run again"
+            )
         if project.name in UV_FRONTENDS and without_uv:
             raise BadInput(
                 f"{project.where} asks for the {project.name!r} build frontend, but "

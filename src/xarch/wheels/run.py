@@ -244,10 +244,10 @@ def image_tools(ref: str, arch: Arch, *, log: Log = print) -> frontend.ImageTool
         code, out = engine.run_output(ref, frontend.probe_command(), platform=arch.platform)
     except XarchError as e:
         log(f"  could not look inside {ref} for uv: {e}")
-        return frontend.ImageTools(uv="")
+        return frontend.ImageTools(uv="", unreadable=str(e).splitlines()[0])
     if code != 0:
         log(f"  could not look inside {ref} for uv (exit {code}): {_tail(out, 3)}")
-        return frontend.ImageTools(uv="")
+        return frontend.ImageTools(uv="", unreadable=f"exit {code}: {_tail(out, 1)}")
     return frontend.parse_probe(out)
 
 
