@@ -42,7 +42,7 @@ from typing import Any
 from xarch.errors import BadInput, ChecksumMismatch, FetchError, XarchError
 from xarch.images.native import labels_record, run_in_base
 from xarch.images.resources import resource_text
-from xarch.model import faults
+from xarch.model import faults, manylinux
 from xarch.model.arch import Arch
 from xarch.model.hashing import sha256_file
 from xarch.oci.engine import Engine
@@ -345,7 +345,6 @@ def write_probe_dir(directory: Path, arch: Arch, setuptools_wheel: Path) -> list
 #: image's uvs, native and emulated, are held to that: a difference by uv's design, not by
 #: where it runs. pip (cibuildwheel's `build` frontend) takes the older ones.
 UV_MANYLINUX_FLOOR = {"riscv64": 31, "loongarch64": 36}
-_LEGACY_MINOR = {"manylinux1": 5, "manylinux2010": 12, "manylinux2014": 17}
 
 
 def below_uv_floor(plain_tag: str, arch: Arch) -> bool:
@@ -354,10 +353,8 @@ def below_uv_floor(plain_tag: str, arch: Arch) -> bool:
     plat = plain_tag.rsplit("-", 1)[-1]
     if floor is None or not plat.endswith(f"_{arch.uname_m}"):
         return False
-    head = plat[: -len(arch.uname_m) - 1]
-    m = re.fullmatch(r"manylinux_2_(\d+)", head)
-    minor = int(m[1]) if m else _LEGACY_MINOR.get(head)
-    return minor is not None and minor < floor
+    glibc = manylinux.glibc_of(plat[: -len(arch.uname_m) - 1])
+    return glibc is not None and glibc < (2, floor)
 
 
 def _tag_set(tag: str) -> set[str]:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from xarch.images.suite.plugin import ImageUnderTest, docker_run
+from xarch.model import manylinux
 from xarch.model.config import Config
 from xarch.model.naming import L_BASE_DIGEST, L_BASE_NAME, L_BASE_REF, L_QEMU_SHA, L_QEMU_VERSION
 
@@ -161,7 +162,6 @@ def test_plain_base_fails_without_flag_f(image: ImageUnderTest) -> None:
 
 UTILITY_PYTHON = "/opt/python/cp39-cp39/bin/python"
 # Legacy policy names and the glibc they stand for (PEP 600).
-LEGACY_POLICIES = {"manylinux1": "2.5", "manylinux2010": "2.12", "manylinux2014": "2.17"}
 L_STANDIN_PYTHON = "io.xarch.standin.python"
 
 
@@ -331,12 +331,9 @@ PY_EOF
 
 
 def _glibc(policy: str) -> tuple[int, int]:
-    legacy = LEGACY_POLICIES.get(policy)
-    m = re.fullmatch(r"manylinux_(\d+)_(\d+)", policy) or (
-        legacy and re.fullmatch(r"(\d+)\.(\d+)", legacy)
-    )
-    assert m, f"unknown policy {policy!r}"
-    return int(m[1]), int(m[2])
+    glibc = manylinux.glibc_of(policy)
+    assert glibc, f"unknown policy {policy!r}"
+    return glibc
 
 
 def test_auditwheel_plat_matches_glibc(
