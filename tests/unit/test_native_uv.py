@@ -81,18 +81,23 @@ def test_the_probe_wheels_are_valid_wheels(tmp_path: Path) -> None:
     assert (tmp_path / "probe" / "uv-probe.py").is_file()
 
 
-# What uv-probe.py writes for an aarch64 image whose uv behaves: the interpreter takes
-# the manylinux tags up to its glibc (2.31), linux_aarch64, and any.
-INTERP_TAGS = [
-    f"{py}-{abi}-{plat}"
-    for py, abi in (("cp39", "cp39"), ("cp39", "abi3"), ("py3", "none"), ("py2", "none"))
-    for plat in (
-        *(f"manylinux_2_{n}_aarch64" for n in range(17, 32)),
-        "manylinux2014_aarch64",
-        "linux_aarch64",
-        "any",
-    )
-]
+def interp_tags(arch: str, glibc_minor: int) -> list[str]:
+    """The interpreter's tags: the manylinux ones up to its glibc (2.<glibc_minor>),
+    linux_<arch>, and any."""
+    return [
+        f"{py}-{abi}-{plat}"
+        for py, abi in (("cp39", "cp39"), ("cp39", "abi3"), ("py3", "none"), ("py2", "none"))
+        for plat in (
+            *(f"manylinux_2_{n}_{arch}" for n in range(17, glibc_minor + 1)),
+            f"manylinux2014_{arch}",
+            f"linux_{arch}",
+            "any",
+        )
+    ]
+
+
+# What uv-probe.py writes for an aarch64 image (glibc 2.31) whose uv behaves.
+INTERP_TAGS = interp_tags("aarch64", 31)
 
 
 def good_probe() -> tuple[dict[str, Any], list[str]]:
@@ -221,16 +226,7 @@ def riscv64_probe(uv_takes_below_2_31: bool) -> tuple[dict[str, Any], list[str]]
     uv (both builds) only from manylinux_2_31 (UV_MANYLINUX_FLOOR)."""
     rv = get_arch("riscv64")
     tags = native_uv.probe_tags(rv)
-    interp = {
-        f"{py}-{abi}-{plat}"
-        for py, abi in (("cp39", "cp39"), ("cp39", "abi3"), ("py3", "none"), ("py2", "none"))
-        for plat in (
-            *(f"manylinux_2_{n}_riscv64" for n in range(17, 42)),
-            "manylinux2014_riscv64",
-            "linux_riscv64",
-            "any",
-        )
-    }
+    interp = set(interp_tags("riscv64", 41))
     installed = {}
     for i, t in enumerate(tags):
         taken = native_uv._tag_set(t) & interp
