@@ -58,15 +58,41 @@ def test_the_lists_test_command_only_where_the_project_has_none(tmp_path: Path) 
 
 def test_the_table_gives_the_ratios_side_by_side() -> None:
     row = ProjectRow(project=RealProject(name="x", version="1", sha256=SHA))
-    row.runs = {
-        "plain": SideRun(side="plain", seconds=60.0, steps={"build": 40.0}),
-        "accelerated": SideRun(side="accelerated", seconds=20.0, steps={"build": 8.0}),
-        "native": SideRun(side="native", seconds=5.0, steps={"build": 3.0}),
-    }
+    row.add(SideRun(side="plain", seconds=60.0, steps={"build": 40.0}))
+    row.add(SideRun(side="accelerated", seconds=20.0, steps={"build": 8.0}))
+    row.add(SideRun(side="native", seconds=5.0, steps={"build": 3.0}))
     assert row.ratio("plain", "accelerated") == 3.0
     assert row.ratio("accelerated", "native") == 4.0
     text = render([row])
     assert "3.00x" in text and "4.00x" in text and "12.00x" in text
-    row.runs["native"] = SideRun(side="native", error="uv build failed")
+    assert "[" not in text  # one round: no range
+    row.rounds["native"] = [SideRun(side="native", error="uv build failed")]
     assert row.ratio("accelerated", "native") is None
     assert "FAILED" in render([row])
+
+
+def test_rounds_become_medians_with_the_range_and_failed_rounds_said() -> None:
+    row = ProjectRow(project=RealProject(name="x", version="1", sha256=SHA))
+    for total, build, test in ((44.0, 19.0, 15.0), (27.0, 12.0, 8.0), (30.0, 13.0, 9.0)):
+        row.add(SideRun(side="accelerated", seconds=total, steps={"build": build, "test": test}))
+    for total in (100.0, 120.0):
+        row.add(SideRun(side="plain", seconds=total, steps={"build": total / 2}))
+    row.add(SideRun(side="plain", error="engine went away"))
+    acc = row.runs["accelerated"]
+    assert acc.seconds == 30.0 and acc.steps == {"build": 13.0, "test": 9.0}
+    assert row.runs["plain"].seconds == 110.0  # the failed round is not a zero
+    assert row.ratio("plain", "accelerated") == 110.0 / 30.0
+    text = render([row])
+    assert "30.0 [27.0-44.0]" in text and "110.0 [100.0-120.0]" in text
+    assert "(1 of 3 rounds failed)" in text
+    data = row.to_json()
+    assert data["totals"]["accelerated"]["n"] == 3
+    assert [r["seconds"] for r in data["rounds"]["accelerated"]] == [44.0, 27.0, 30.0]
+
+
+def test_a_side_whose_every_round_failed_keeps_its_error() -> None:
+    row = ProjectRow(project=RealProject(name="x", version="1", sha256=SHA))
+    row.add(SideRun(side="native", error="first"))
+    row.add(SideRun(side="native", error="second"))
+    assert row.runs["native"].error == "first"
+    assert row.totals("native") is None

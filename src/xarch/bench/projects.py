@@ -14,6 +14,13 @@ cibuildwheel three ways, with cibuildwheel's own per-step seconds.
 Every build gets ``CIBW_BUILD=cp39-manylinux*`` (the stand-ins' interpreter) and, for a
 project that configures no cibuildwheel test itself, the test command of the project
 list (what a user's CI sets). uv's cache is fresh for every run on every side.
+
+With ``repeat`` above 1 the three sides run that many rounds, the order rotated each
+round (plain, accelerated, native; then accelerated, native, plain; ...) so that a
+drift of the machine's load falls on every side alike. Each side's row is then the
+median round (total and each step: medians), with the range of the totals, and the
+ratios are of medians. One run is not enough on a shared machine: two back-to-back
+runs of the same accelerated build were measured here at 44 s and 27 s.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xarch.bench.stats import Summary, summarize
 from xarch.errors import XarchError
 from xarch.model.config import Config, Target
 from xarch.model.paths import cache_dir
@@ -64,10 +72,45 @@ class SideRun:
         }
 
 
+def median_run(rounds: Sequence[SideRun]) -> SideRun | None:
+    """One side's rounds as one run: median total and median of each step over the
+    rounds that finished; a side whose every round failed keeps its first error."""
+    if not rounds:
+        return None
+    done = [r for r in rounds if r.seconds is not None]
+    if not done:
+        return rounds[0]
+    total = summarize([r.seconds for r in done if r.seconds is not None])
+    assert total is not None
+    steps = {}
+    for c in STEP_COLUMNS:
+        s = summarize([r.steps[c] for r in done if c in r.steps])
+        if s is not None:
+            steps[c] = s.median
+    return SideRun(
+        side=done[0].side,
+        seconds=total.median,
+        steps=steps,
+        frontend=done[0].frontend,
+        wheel=done[0].wheel,
+    )
+
+
 @dataclass
 class ProjectRow:
     project: projects.RealProject
-    runs: dict[str, SideRun] = field(default_factory=dict)
+    rounds: dict[str, list[SideRun]] = field(default_factory=dict)
+
+    def add(self, run: SideRun) -> None:
+        self.rounds.setdefault(run.side, []).append(run)
+
+    @property
+    def runs(self) -> dict[str, SideRun]:
+        """Each side's median round (see median_run)."""
+        return {side: m for side, rs in self.rounds.items() if (m := median_run(rs))}
+
+    def totals(self, side: str) -> Summary | None:
+        return summarize([r.seconds for r in self.rounds.get(side, []) if r.seconds is not None])
 
     def ratio(self, a: str, b: str) -> float | None:
         x, y = self.runs.get(a), self.runs.get(b)
@@ -80,6 +123,8 @@ class ProjectRow:
             "project": self.project.label,
             "what": self.project.what,
             "runs": {k: v.to_json() for k, v in self.runs.items()},
+            "rounds": {k: [r.to_json() for r in v] for k, v in self.rounds.items()},
+            "totals": {k: t.to_json() for k in self.rounds if (t := self.totals(k))},
             "plain_over_accelerated": _r(self.ratio("plain", "accelerated")),
             "accelerated_over_native": _r(self.ratio("accelerated", "native")),
             "plain_over_native": _r(self.ratio("plain", "native")),
@@ -202,55 +247,81 @@ def project_rows(
     work: Path,
     *,
     ca_bundle: str | None,
+    repeat: int = 1,
     log: Log = print,
 ) -> list[ProjectRow]:
     """The table's rows: each project plain, accelerated and native, one after another
-    (side by side in one run, so the machine's load is shared alike)."""
+    (side by side in one run, so the machine's load is shared alike), ``repeat`` rounds
+    with the order rotated each round."""
     uv = native_uv(accelerated[1].native_uv, log)
     rows = []
     for project in chosen:
         row = ProjectRow(project=project)
         rows.append(row)
-        for side in SIDES:
-            d = work / project.name / side
-            d.mkdir(parents=True, exist_ok=True)
-            log(f"\n== {project.label}: {side} ==")
-            try:
-                src = projects.checkout(project, d / "src", log=log)
-                if side == "native":
-                    row.runs[side] = measure_native(project, src, d, uv, log)
-                    continue
-                env = dict(os.environ)
-                env.update({"CIBW_BUILD": "cp39-manylinux*", "XARCH_BUILD_DIR": str(d / "build")})
-                env.update(project.user_env(src))
-                if side == "plain" and frontend.read_project(src, env).name is None:
-                    env["CIBW_BUILD_FRONTEND"] = "build"  # cibuildwheel's default, no xarch
-                config, target = plain if side == "plain" else accelerated
-                result = _cibuildwheel_run(config, target, src, d, env, ca_bundle, log)
-                result.side = side
-                row.runs[side] = result
-            except XarchError as e:
-                row.runs[side] = SideRun(side=side, error=str(e).splitlines()[0][:300])
-                log(f"  {project.label} {side}: FAILED: {e}")
+        for n in range(repeat):
+            for side in SIDES[n % len(SIDES) :] + SIDES[: n % len(SIDES)]:
+                row.add(_side(project, side, work / project.name / side / str(n), plain,
+                              accelerated, uv, ca_bundle, f" (round {n + 1}/{repeat})"
+                              if repeat > 1 else "", log))  # fmt: skip
     return rows
 
 
-def _cell(run: SideRun | None) -> tuple[str, ...]:
+def _side(
+    project: projects.RealProject,
+    side: str,
+    d: Path,
+    plain: tuple[Config, Target],
+    accelerated: tuple[Config, Target],
+    uv: Path,
+    ca_bundle: str | None,
+    round_label: str,
+    log: Log,
+) -> SideRun:
+    """One build of one project on one side, in a fresh checkout under ``d``."""
+    d.mkdir(parents=True, exist_ok=True)
+    log(f"\n== {project.label}: {side}{round_label} ==")
+    try:
+        src = projects.checkout(project, d / "src", log=log)
+        if side == "native":
+            return measure_native(project, src, d, uv, log)
+        env = dict(os.environ)
+        env.update({"CIBW_BUILD": "cp39-manylinux*", "XARCH_BUILD_DIR": str(d / "build")})
+        env.update(project.user_env(src))
+        if side == "plain" and frontend.read_project(src, env).name is None:
+            env["CIBW_BUILD_FRONTEND"] = "build"  # cibuildwheel's default, no xarch
+        config, target = plain if side == "plain" else accelerated
+        result = _cibuildwheel_run(config, target, src, d, env, ca_bundle, log)
+        result.side = side
+        return result
+    except XarchError as e:
+        log(f"  {project.label} {side}: FAILED: {e}")
+        return SideRun(side=side, error=str(e).splitlines()[0][:300])
+
+
+def _cell(run: SideRun | None, totals: Summary | None) -> tuple[str, ...]:
     if run is None or run.seconds is None:
         return ("FAILED" if run and run.error else "-",) + ("",) * len(STEP_COLUMNS)
     steps = (f"{run.steps[c]:.1f}" if c in run.steps else "-" for c in STEP_COLUMNS)
-    return (f"{run.seconds:.1f}", *steps)
+    total = f"{run.seconds:.1f}"
+    if totals is not None and totals.n > 1:
+        total += f" [{totals.min:.1f}-{totals.max:.1f}]"
+    return (total, *steps)
 
 
 def render(rows: Sequence[ProjectRow]) -> str:
+    """The table (medians when there were rounds, with the totals' range) and the
+    ratios of those medians."""
     head = ("PROJECT", "SIDE", "TOTAL s", *(c.upper() for c in STEP_COLUMNS), "FRONTEND")
     table: list[tuple[str, ...]] = [head]
     for row in rows:
+        runs = row.runs
         for side in SIDES:
-            run = row.runs.get(side)
-            table.append(
-                (row.project.label, side, *_cell(run), (run.frontend or run.error) if run else "")
-            )
+            run = runs.get(side)
+            failed = sum(1 for r in row.rounds.get(side, []) if r.error)
+            said = (run.frontend or run.error) if run else ""
+            if run and run.seconds is not None and failed:
+                said += f" ({failed} of {len(row.rounds[side])} rounds failed)"
+            table.append((row.project.label, side, *_cell(run, row.totals(side)), said))
     lines = [format_table(table)]
     lines.append("")
     ratios: list[tuple[str, ...]] = [
@@ -320,16 +391,20 @@ def bench_projects(
     out_dir: Path,
     *,
     ca_bundle: str | None,
+    repeat: int = 1,
     log: Log = print,
 ) -> list[ProjectRow]:
-    """Run the table, print it, write projects.json and the chart under ``out_dir``."""
+    """Run the table (``repeat`` rounds), print it, write projects.json and the chart
+    under ``out_dir``."""
     import json
     import tempfile
 
     chosen = projects.select(projects.load_projects(project_list), list(names or []))
     work = Path(tempfile.mkdtemp(prefix="xarch-bench-projects-"))
     try:
-        rows = project_rows(plain, accelerated, chosen, work, ca_bundle=ca_bundle, log=log)
+        rows = project_rows(
+            plain, accelerated, chosen, work, ca_bundle=ca_bundle, repeat=repeat, log=log
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log("")
@@ -340,6 +415,7 @@ def bench_projects(
         "accelerated": f"{accelerated[0].path} {accelerated[1].name}",
         "python": sys.version.split()[0],
         "loadavg": os.getloadavg(),
+        "repeat": repeat,
         "rows": [r.to_json() for r in rows],
     }
     (out_dir / "projects.json").write_text(json.dumps(data, indent=2) + "\n")

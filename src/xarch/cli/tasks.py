@@ -690,6 +690,8 @@ def wheels(
         "project_name": "with --projects: only this project (repeat for several)",
         "plain_config": "with --projects: the config of the plain image, the target of the "
         "same name (default config/offline.yaml)",
+        "repeat": "with --projects: rounds of the three sides, their order rotated each "
+        "round; the table shows medians and the totals' range (default 1)",
     },
     iterable=["target", "project_name"],
 )
@@ -705,6 +707,7 @@ def bench(
     projects: str | None = None,
     project_name: list[str] | None = None,
     plain_config: str = "config/offline.yaml",
+    repeat: int = 1,
 ) -> None:
     """Measure emulation overhead, QEMU settings, the toolkit's own overhead and image sizes.
 
@@ -715,8 +718,12 @@ def bench(
     from xarch.bench.bench import bench as run
     from xarch.bench.workloads import FULL, QUICK
 
+    if repeat < 1:
+        raise BadInput(f"--repeat {repeat}: give a number of rounds, 1 or more")
+    if repeat > 1 and not projects:
+        raise BadInput("--repeat applies to --projects only (the other plan repeats itself)")
     if projects:
-        _bench_projects(config, target, projects, project_name, plain_config, output)
+        _bench_projects(config, target, projects, project_name, plain_config, output, repeat)
         return
     plan = QUICK if quick else FULL
     if wheels:
@@ -731,6 +738,7 @@ def _bench_projects(
     names: list[str] | None,
     plain_config: str,
     output: str | None,
+    repeat: int,
 ) -> None:
     from xarch.bench.projects import bench_projects
 
@@ -752,6 +760,7 @@ def _bench_projects(
         Path(output) if output else build_dir() / "bench",
         # as the quick start: XARCH_CA_BUNDLE ("" = off), else the host's SSL_CERT_FILE
         ca_bundle=os.environ.get("XARCH_CA_BUNDLE", os.environ.get("SSL_CERT_FILE", "")) or None,
+        repeat=repeat,
     )
 
 
