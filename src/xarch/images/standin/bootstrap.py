@@ -182,7 +182,17 @@ def _bootstrap(
     start = time.monotonic()
     if host_deb:
         log("  the chroot's dpkg decodes each .deb with this host's dpkg-deb (native)")
-    env = {**os.environ, hostdeb.ENV: str(host_deb)} if host_deb else None
+    env = {**os.environ, **({hostdeb.ENV: str(host_deb)} if host_deb else {})}
+    # mmdebstrap writes the tarball with `--mtime=@<its start> --clamp-mtime`: every file
+    # the customize hooks write (pip's installs, the built CPython's library) lands with
+    # the start time, while the .pyc compiled beside it recorded the real, later mtime.
+    # Every such .pyc was stale in every container: each Python start recompiled what it
+    # imported, under emulation (pip, build, setuptools, auditwheel; a built CPython's
+    # whole library). With SOURCE_DATE_EPOCH set (the same clamp mmdebstrap would take,
+    # now made explicit), py_compile's default is checked-hash (PEP 552): such .pyc are
+    # validated by the source's hash, not its mtime. Debian's own .pyc (timestamp
+    # based, sources older than the clamp) are untouched.
+    env["SOURCE_DATE_EPOCH"] = str(int(time.time()))
     with _emulation(spec.arch, emulator, log):
         for attempt in range(1, BOOTSTRAP_ATTEMPTS + 1):
             rc, tail = _run_logged(cmd, start, log, env=env)

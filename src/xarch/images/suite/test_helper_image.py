@@ -128,6 +128,77 @@ def test_every_python_runs(guest: Any, image: ImageUnderTest) -> None:
         assert out.split()[0] == image.target.arch.uname_m, f"{py}: {out}"
 
 
+# Run by each Python of the image over its own library directories: every .pyc there
+# must be one the interpreter takes as it is (PEP 552: a timestamp .pyc whose recorded
+# mtime and size are the source's, or a hash-based one whose hash is the source's).
+# Prints "checked stale" counts, then up to three stale paths.
+PYC_CHECK_CODE = r"""
+import importlib.util, os, struct, sys, sysconfig
+paths = {sysconfig.get_paths()[k] for k in ("stdlib", "purelib", "platlib")}
+checked, stale = 0, []
+for root in sorted(paths):
+    for d, dirs, files in os.walk(root):
+        dirs[:] = [x for x in dirs if x != "__pycache__"]
+        for f in files:
+            if not f.endswith(".py"):
+                continue
+            src = os.path.join(d, f)
+            pyc = importlib.util.cache_from_source(src)
+            try:
+                with open(pyc, "rb") as fh:
+                    head = fh.read(16)
+            except OSError:
+                continue
+            if head[:4] != importlib.util.MAGIC_NUMBER:
+                continue
+            checked += 1
+            flags = struct.unpack("<I", head[4:8])[0]
+            if flags & 1:
+                if flags & 2:
+                    with open(src, "rb") as fh:
+                        ok = importlib.util.source_hash(fh.read()) == head[8:16]
+                else:
+                    ok = True
+            else:
+                st = os.stat(src)
+                ok = struct.unpack("<II", head[8:16]) == (
+                    int(st.st_mtime) & 0xFFFFFFFF, st.st_size & 0xFFFFFFFF)
+            if not ok:
+                stale.append(src)
+print(checked, len(stale), *stale[:3])
+"""
+
+
+def test_compiled_bytecode_is_valid(image: ImageUnderTest) -> None:
+    """Every .pyc of each Python's library is valid for its source, in a fresh container.
+
+    A stale one is recompiled, under emulation, by every Python start that imports it,
+    in every new container (cibuildwheel starts one per run): pip, build, setuptools and
+    auditwheel, or a built CPython's whole library. Real manylinux images carry valid
+    ones; the stand-ins had 2,400 stale ones until their root filesystem was built with
+    SOURCE_DATE_EPOCH (images/standin/bootstrap.py). Once per test-images run."""
+    if image.binfmt_mode == "no-F":
+        pytest.skip("checked in this test-images run's F pass (the same files)")
+    script = (
+        "for py in /opt/python/*/bin/python /opt/_internal/pipx/venvs/*/bin/python; do "
+        '[ -x "$py" ] || continue; printf "%s " "$py"; "$py" -c "$1" || exit 1; done'
+    )
+    r = docker_run(
+        image.ref, image.target.arch.platform, ["-c", script, "sh", PYC_CHECK_CODE], "sh"
+    )
+    assert r.returncode == 0, (r.stdout + r.stderr)[-2000:]
+    lines = r.stdout.splitlines()
+    if not lines:
+        pytest.skip(f"{image.ref} has no /opt/python or pipx interpreter")
+    for line in lines:
+        py, checked, stale, *examples = line.split()
+        assert int(checked) > 0, f"{py}: no .pyc found in its library: {line}"
+        assert int(stale) == 0, (
+            f"{py}: {stale} of {checked} .pyc are stale (recompiled under emulation in every "
+            f"new container), e.g. {', '.join(examples)}"
+        )
+
+
 def test_manylinux_layout_when_declared(guest: Any, image: ImageUnderTest) -> None:
     """Images whose environment says AUDITWHEEL_ARCH must agree with their architecture."""
     env = dict(e.split("=", 1) for e in (image.attrs.get("Config") or {}).get("Env") or [])
