@@ -6,7 +6,12 @@ with SIGKILL while `invoke test-images` runs against it, then started again.
   failed its checks), and the JUnit file has errors for the tests it cut short and no
   failures;
 - the next run, with the engine back, removes the container the dead run left behind,
-  says so, and passes.
+  says so, and passes;
+- the same for push-images (killed while the first layer is uploaded to a registry of the
+  test's own: no index, no push record; the rerun pushes) and for wheels (killed while
+  cibuildwheel's container runs), and for build-images;
+- an engine whose data root (a small tmpfs) fills up under build-images: the full disk is
+  named, with the path, and nothing is recorded.
 
     pytest tests/integration/test_engine_faults.py
 """
@@ -21,15 +26,19 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.integration.conftest import OFFLINE, REPO_ROOT
+from xarch.host import binfmt, qemu
 from xarch.images.suite import RUN_LABEL
+from xarch.model.arch import get_arch
 from xarch.model.config import load_config
 from xarch.model.naming import helper_ref
+from xarch.oci.registry_server import RegistryServer
 
 pytestmark = [pytest.mark.docker, pytest.mark.emulation, pytest.mark.binfmt]
 
@@ -42,8 +51,9 @@ BRIDGE_NET = "172.31.250.1/24"
 
 
 class PrivateEngine:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, data_limit: str | None = None) -> None:
         self.root = root
+        self.data_limit = data_limit  # a tmpfs of this size as the data root
         self.sock = root / "docker.sock"
         self.host = f"unix://{self.sock}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -52,6 +62,14 @@ class PrivateEngine:
         return {**os.environ, "DOCKER_HOST": self.host}
 
     def start(self) -> None:
+        data = self.root / "data"
+        if self.data_limit and not any(m == str(data) for m in _mounts_under(self.root)):
+            data.mkdir(exist_ok=True)
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", f"size={self.data_limit}", "xarch-test", data],
+                check=True,
+                capture_output=True,
+            )
         log = (self.root / "dockerd.log").open("ab")
         self.proc = subprocess.Popen(
             [
@@ -92,8 +110,12 @@ class PrivateEngine:
         # Until they are gone: a restarted dockerd that still sees its containerd's pid
         # alive waits for that containerd's socket instead of starting a new one.
         deadline = time.monotonic() + 30
-        while any(Path(f"/proc/{p}").exists() for p in killed) and time.monotonic() < deadline:
+        while any(_alive(p) for p in killed) and time.monotonic() < deadline:
             time.sleep(0.2)
+        # A killed containerd's pid can stay a zombie (its parent, dockerd, is dead and
+        # this machine's pid 1 reaps late): dockerd's kill(pid, 0) then says "containerd
+        # is still running" and waits for a socket that never comes. Seen here.
+        (self.root / "exec" / "containerd" / "containerd.pid").unlink(missing_ok=True)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -111,6 +133,15 @@ class PrivateEngine:
             subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
 
 
+def _alive(pid: int) -> bool:
+    """Whether the process runs (a zombie does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def _pids_mentioning(text: str) -> list[int]:
     out = []
     for d in Path("/proc").iterdir():
@@ -126,8 +157,8 @@ def _mounts_under(root: Path) -> list[str]:
     return [ln.split()[1] for ln in lines if ln.split()[1].startswith(str(root))]
 
 
-@pytest.fixture
-def private_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateEngine]:
+@contextlib.contextmanager
+def _private_engine(data_limit: str | None = None) -> Iterator[PrivateEngine]:
     if shutil.which("dockerd") is None:
         pytest.skip("no dockerd here")
     config = load_config(OFFLINE)
@@ -137,7 +168,7 @@ def private_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Private
         pytest.skip(f"{ref} is not built (the quick start builds it)")
     root = Path("/tmp") / f"xarch-engine-{os.getpid()}"  # short: the socket path is limited
     root.mkdir()
-    engine = PrivateEngine(root)
+    engine = PrivateEngine(root, data_limit)
     try:
         for cmd in (
             ["ip", "link", "add", "name", BRIDGE, "type", "bridge"],
@@ -151,6 +182,12 @@ def private_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Private
         engine.stop()
         subprocess.run(["ip", "link", "del", BRIDGE], check=False, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def private_engine() -> Iterator[PrivateEngine]:
+    with _private_engine() as engine:
+        yield engine
 
 
 @pytest.fixture
@@ -251,3 +288,151 @@ def test_an_engine_killed_during_build_images_is_named_as_the_cause(
         f"the Docker engine at {private_engine.host} stopped answering during build-images" in out
     ), out[-3000:]
     assert "Traceback" not in out and "bug in xarch" not in out
+
+
+@pytest.fixture
+def aarch64_handler() -> Iterator[None]:
+    """An enabled aarch64 handler: the host's when it has one, else a temporary one with
+    the pinned emulator, removed afterwards (binfmt_misc is put back as found)."""
+    arch = get_arch("aarch64")
+    if not binfmt.is_available():
+        pytest.skip("binfmt_misc is not mounted")
+    if any(e.enabled for e in binfmt.entries_for(arch)):
+        yield
+        return
+    emulator = qemu.ensure_emulators(load_config(OFFLINE).qemu, [arch], _quiet)["aarch64"]
+    with binfmt.preserved(log=_quiet), binfmt.temporary_handler(arch, str(emulator), log=_quiet):
+        yield
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def _config_at(address: str, tmp_path: Path) -> Path:
+    """config/offline.yaml with its registry at ``address``, only the aarch64 target and
+    no installer image (what push-images and wheels need here, nothing more)."""
+    doc = yaml.safe_load(OFFLINE.read_text())
+    doc["registry"]["address"] = address
+    doc["targets"] = [t for t in doc["targets"] if t["name"] == TARGET]
+    doc.pop("installer", None)
+    path = tmp_path / "engine-faults.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def _invoke(engine: PrivateEngine, build: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [INVOKE, *args],
+        cwd=REPO_ROOT,
+        env={**engine.env(), "XARCH_BUILD_DIR": str(build)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait_for(what: str, ready: Callable[[], bool], run: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 300
+    while not ready():
+        assert run.poll() is None, f"ended before {what}:\n{run.communicate()[0][-3000:]}"
+        assert time.monotonic() < deadline, f"no {what} within 300 s"
+        time.sleep(0.1)
+
+
+def test_an_engine_killed_during_push_images_and_wheels_is_named_as_the_cause(
+    engine_with_image: PrivateEngine,
+    registry_server: RegistryServer,
+    aarch64_handler: None,
+    tmp_path: Path,
+) -> None:
+    """push-images killed while the helper image's first layer is uploaded to a registry
+    of the test's own: exit 1 naming the engine, no index and no push record; with the
+    engine back the rerun pushes. Then wheels, killed while cibuildwheel's container
+    runs: exit 1 naming the engine, not a failed build."""
+    engine = engine_with_image
+    cfg = _config_at(registry_server.address, tmp_path)
+    config = load_config(cfg)
+    [target] = config.select([TARGET])
+    [quick] = load_config(OFFLINE).select([TARGET])
+    ref = helper_ref(config, target, target.tags[0])
+    tagged = subprocess.run(
+        ["docker", "tag", helper_ref(load_config(OFFLINE), quick, quick.tags[0]), ref],
+        env=engine.env(),
+        capture_output=True,
+        text=True,
+    )
+    assert tagged.returncode == 0, tagged.stderr
+    build = tmp_path / "build"
+    report = build / "xarch-report.json"
+    repos = registry_server.state_dir / "data" / "docker" / "registry" / "v2" / "repositories"
+
+    def uploading() -> bool:
+        return any(repos.glob("**/_uploads/*")) if repos.exists() else False
+
+    push = ["push-images", "--config", str(cfg), "--target", TARGET]
+    run = _invoke(engine, build, *push)
+    _wait_for("upload", uploading, run)
+    engine.kill()
+    out, _ = run.communicate(timeout=600)
+    assert run.returncode == 1, out
+    assert f"the Docker engine at {engine.host} stopped answering during push-images" in out, out[
+        -3000:
+    ]
+    assert "Traceback" not in out and "bug in xarch" not in out
+    # Nothing half-published: no manifest in the registry, no push recorded.
+    assert not list(repos.glob("**/_manifests/tags/*")), "a tag was published"
+    pushed = yaml.safe_load(report.read_text()).get("push") if report.exists() else None
+    assert not pushed, pushed
+
+    engine.start()
+    again = _invoke(engine, build, *push)
+    out2, _ = again.communicate(timeout=900)
+    assert again.returncode == 0, out2[-3000:]
+    assert list(repos.glob("**/_manifests/tags/*")), "the rerun published nothing"
+
+    sample = tmp_path / "cext"
+    shutil.copytree(REPO_ROOT / "tests" / "e2e" / "projects" / "cext", sample)
+
+    def container_runs() -> bool:
+        r = subprocess.run(["docker", "ps", "-q"], env=engine.env(), capture_output=True, text=True)
+        return bool(r.stdout.strip())
+
+    wheels = _invoke(
+        engine, build, "wheels", "--config", str(cfg), "--target", TARGET,
+        "--project", str(sample), "--output", str(tmp_path / "wheelhouse"),
+    )  # fmt: skip
+    _wait_for("cibuildwheel container", container_runs, wheels)
+    time.sleep(2)  # under way inside it
+    engine.kill()
+    out3, _ = wheels.communicate(timeout=600)
+    assert wheels.returncode == 1, out3[-3000:]
+    assert f"the Docker engine at {engine.host} stopped answering during wheels" in out3, out3[
+        -3000:
+    ]
+    assert "bug in xarch" not in out3
+    assert not (tmp_path / "wheelhouse").exists() or not list(
+        (tmp_path / "wheelhouse").glob("*.whl")
+    )
+
+
+def test_an_engine_whose_data_root_fills_up_says_the_disk_is_full(tmp_path: Path) -> None:
+    """The engine's own disk: a private dockerd whose data root is a 128 MiB tmpfs, and
+    build-images, which pulls the stand-in base (hundreds of MB) into it. It exits 1
+    naming the full disk and a path under the data root, records nothing, and says
+    nothing of registries or logins."""
+    with _private_engine(data_limit="128m") as engine:
+        build = tmp_path / "build"
+        run = _invoke(
+            engine, build, "build-images", "--config", str(OFFLINE), "--target", TARGET,
+            "--no-cache",
+        )  # fmt: skip
+        out, _ = run.communicate(timeout=900)
+        assert run.returncode == 1, out[-3000:]
+        assert "disk is full" in out, out[-3000:]
+        assert str(engine.root / "data") in out, out[-3000:]
+        assert "docker login" not in out and "Traceback" not in out
+        assert (
+            not (build / "xarch-report.json").exists()
+            or "built" not in (build / "xarch-report.json").read_text()
+        )

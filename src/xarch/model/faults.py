@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,12 +83,23 @@ def _first(pattern: re.Pattern[str], text: str) -> str | None:
     return m.group(1) if m else None
 
 
+def _existing(path: str | None) -> str:
+    """The nearest directory of ``path`` that exists (a failed write's temporary file is
+    gone by the time the message is read: `df` wants what is there)."""
+    if not path:
+        return "."
+    p = Path(path)
+    while not p.exists() and p.parent != p:
+        p = p.parent
+    return str(p)
+
+
 def _advice(kind: str, path: str | None, host: str | None) -> str:
     at = f" under {path}" if path else ""
     to = f" {host}" if host else " the server"
     if kind == "disk-full":
         return (
-            f"the disk is full{at}: free space there (`df -h {path or '.'}`) or point "
+            f"the disk is full{at}: free space there (`df -h {_existing(path)}`) or point "
             "xarch elsewhere (XARCH_CACHE_DIR, XARCH_BUILD_DIR, the engine's data-root), "
             "then run again"
         )
