@@ -8,8 +8,9 @@ with SIGKILL while `invoke test-images` runs against it, then started again.
 - the next run, with the engine back, removes the container the dead run left behind,
   says so, and passes;
 - the same for push-images (killed while the first layer is uploaded to a registry of the
-  test's own: no index, no push record; the rerun pushes) and for wheels (killed while
-  cibuildwheel's container runs), and for build-images;
+  test's own: no index, no push record; the rerun pushes), wheels (killed while
+  cibuildwheel's container runs), pull-images (killed mid-download; the rerun pulls),
+  bench and build-images;
 - an engine whose data root (a small tmpfs) fills up under build-images: the full disk is
   named, with the path, and nothing is recorded.
 
@@ -340,7 +341,7 @@ def _wait_for(what: str, ready: Callable[[], bool], run: subprocess.Popen[str]) 
         time.sleep(0.1)
 
 
-def test_an_engine_killed_during_push_images_and_wheels_is_named_as_the_cause(
+def test_an_engine_killed_during_push_pull_wheels_and_bench_is_named_as_the_cause(
     engine_with_image: PrivateEngine,
     registry_server: RegistryServer,
     aarch64_handler: None,
@@ -349,7 +350,9 @@ def test_an_engine_killed_during_push_images_and_wheels_is_named_as_the_cause(
     """push-images killed while the helper image's first layer is uploaded to a registry
     of the test's own: exit 1 naming the engine, no index and no push record; with the
     engine back the rerun pushes. Then wheels, killed while cibuildwheel's container
-    runs: exit 1 naming the engine, not a failed build."""
+    runs; pull-images, killed while the engine writes the first blob (the rerun pulls);
+    bench, killed once its first container runs: each exits 1 naming the engine, not a
+    failed build or image."""
     engine = engine_with_image
     cfg = _config_at(registry_server.address, tmp_path)
     config = load_config(cfg)
@@ -414,6 +417,43 @@ def test_an_engine_killed_during_push_images_and_wheels_is_named_as_the_cause(
     assert not (tmp_path / "wheelhouse").exists() or not list(
         (tmp_path / "wheelhouse").glob("*.whl")
     )
+
+    # pull-images, killed while the engine writes the image's first blob.
+    engine.start()
+    image_id = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Id}}", ref],
+        env=engine.env(), capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    subprocess.run(["docker", "rmi", "-f", image_id], env=engine.env(), check=True,
+                   capture_output=True)  # fmt: skip
+    blobs = engine.root / "data" / "tmp"
+    pull = ["pull-images", "--config", str(cfg), "--report", str(report)]
+    pulling = _invoke(engine, build, *pull)
+    _wait_for("blob download", lambda: any(blobs.glob("GetImageBlob*")), pulling)
+    engine.kill()
+    out4, _ = pulling.communicate(timeout=600)
+    assert pulling.returncode == 1, out4[-3000:]
+    assert f"the Docker engine at {engine.host} stopped answering during pull-images" in out4, out4[
+        -3000:
+    ]
+    engine.start()
+    again = _invoke(engine, build, *pull)
+    out5, _ = again.communicate(timeout=900)
+    assert again.returncode == 0, out5[-3000:]
+
+    # bench, killed once its first container runs in the image.
+    benching = _invoke(
+        engine, build, "bench", "--config", str(cfg), "--target", TARGET, "--quick",
+        "--output", str(tmp_path / "bench"),
+    )  # fmt: skip
+    _wait_for("bench container", container_runs, benching)
+    engine.kill()
+    out6, _ = benching.communicate(timeout=600)
+    assert benching.returncode == 1, out6[-3000:]
+    assert f"the Docker engine at {engine.host} stopped answering during bench" in out6, out6[
+        -3000:
+    ]
+    assert "bug in xarch" not in out6
 
 
 def test_an_engine_whose_data_root_fills_up_says_the_disk_is_full(tmp_path: Path) -> None:
