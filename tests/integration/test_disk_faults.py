@@ -118,3 +118,27 @@ def test_a_full_cache_stops_the_cpython_source_download_naming_it(
         grow(cache, "64m")
         got = interpreters.fetch_source(MIRROR, lambda _: None)
         assert got.name == "python3.9_3.9.2.orig.tar.xz" and got.stat().st_size > 18_000_000
+
+
+def test_a_full_cache_stops_apts_emulator_download_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """apt fetching the pinned qemu-user-static into a full cache (the issue's 2 MB
+    tmpfs): "the disk is full" with the cache's path, not "run apt-get update"; no
+    emulator in the cache; with room the same call fetches and verifies it."""
+    from xarch.host import qemu
+    from xarch.model.config import load_config
+
+    pin = load_config(Path(__file__).parents[2] / "config" / "offline.yaml").qemu
+    arch = get_arch("aarch64")
+    with tmpfs(tmp_path / "cache", "2m") as cache:
+        monkeypatch.setenv("XARCH_CACHE_DIR", str(cache))
+        with pytest.raises(FetchError) as e:
+            qemu.ensure_emulators(pin, [arch], lambda _: None)
+        said = str(e.value)
+        assert f"the disk is full under {cache}" in said, said
+        assert "apt-get update" not in said, said
+        assert not [f for f in _files(cache) if f.endswith(arch.qemu_binary)]
+        grow(cache, "512m")
+        got = qemu.ensure_emulators(pin, [arch], lambda _: None)["aarch64"]
+        assert got.is_relative_to(cache) and os.access(got, os.X_OK)

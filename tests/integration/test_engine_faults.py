@@ -338,7 +338,7 @@ def _wait_for(what: str, ready: Callable[[], bool], run: subprocess.Popen[str]) 
     while not ready():
         assert run.poll() is None, f"ended before {what}:\n{run.communicate()[0][-3000:]}"
         assert time.monotonic() < deadline, f"no {what} within 300 s"
-        time.sleep(0.1)
+        time.sleep(0.05)
 
 
 def test_an_engine_killed_during_push_pull_wheels_and_bench_is_named_as_the_cause(
@@ -418,8 +418,16 @@ def test_an_engine_killed_during_push_pull_wheels_and_bench_is_named_as_the_caus
         (tmp_path / "wheelhouse").glob("*.whl")
     )
 
-    # pull-images, killed while the engine writes the image's first blob.
+    # pull-images, killed while the engine writes the image's first blob. The killed
+    # wheels run's container still holds the image's layers: removed first, so that the
+    # pull has them to download.
     engine.start()
+    left = subprocess.run(
+        ["docker", "ps", "-aq"], env=engine.env(), capture_output=True, text=True, check=True
+    ).stdout.split()
+    if left:
+        subprocess.run(["docker", "rm", "-f", *left], env=engine.env(), check=True,
+                       capture_output=True)  # fmt: skip
     image_id = subprocess.run(
         ["docker", "image", "inspect", "-f", "{{.Id}}", ref],
         env=engine.env(), capture_output=True, text=True, check=True,

@@ -106,3 +106,23 @@ def test_df_is_pointed_at_what_exists_of_the_full_path(tmp_path: Path) -> None:
     said = advice("pull", "127.0.0.1:5000/x:t", f"write {gone}: no space left on device", "base")
     assert f"the disk is full under {gone}" in said
     assert f"`df -h {tmp_path}`" in said
+
+
+def test_pip_names_no_host_so_the_index_is_named() -> None:
+    """pip's words on a name that does not resolve name the path (/simple/pip/), not the
+    host: the index pip was given is named instead; with no host at all the sentence
+    still reads."""
+    from xarch.model.faults import pip_index_host
+
+    words = (
+        "WARNING: Retrying (Retry(total=0)) after connection broken by 'NewConnectionError("
+        "...: Failed to establish a new connection: [Errno -2] Name or service not known')':"
+        " /simple/pip/"
+    )
+    host = pip_index_host({"PIP_INDEX_URL": "https://mirror.example.org/simple"})
+    fault = recognise(words, host=host)
+    assert fault is not None and fault.kind == "dns"
+    assert fault.advice.startswith("the name mirror.example.org does not resolve")
+    assert pip_index_host({}) == "pypi.org"
+    bare = recognise(words)
+    assert bare is not None and bare.advice.startswith("a host name does not resolve")

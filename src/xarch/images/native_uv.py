@@ -153,7 +153,9 @@ def _download(
                     f"pins {sha256}; nothing was built"
                 )
             tail = "\n    ".join((r.stderr or r.stdout).strip().splitlines()[-6:])
-            fault = faults.recognise(r.stderr + r.stdout, path=str(store))
+            fault = faults.recognise(
+                r.stderr + r.stdout, path=str(store), host=faults.pip_index_host()
+            )
             raise FetchError(
                 f"pip could not download {what}:\n    {tail}" + (f"\n  {fault}" if fault else "")
             )

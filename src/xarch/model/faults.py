@@ -10,9 +10,12 @@ answers, says that instead, with the path or host involved.
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,8 +117,9 @@ def _advice(kind: str, path: str | None, host: str | None) -> str:
             "need root), or point xarch at a directory of yours"
         )
     if kind == "dns":
+        name = f"the name {host}" if host else "a host name"
         return (
-            f"the name{to} does not resolve: check this host's DNS (/etc/resolv.conf) and "
+            f"{name} does not resolve: check this host's DNS (/etc/resolv.conf) and "
             "network, then run again"
         )
     if kind == "proxy":
@@ -128,3 +132,10 @@ def _advice(kind: str, path: str | None, host: str | None) -> str:
         "must be in the trust store the tool uses (SSL_CERT_FILE, REQUESTS_CA_BUNDLE, "
         "PIP_CERT; for builds in images, --ca-bundle / XARCH_CA_BUNDLE)"
     )
+
+
+def pip_index_host(environ: Mapping[str, str] | None = None) -> str:
+    """The host pip asks for packages: PIP_INDEX_URL's, else PyPI's (pip's own words
+    on a failed connection name the path, not the host)."""
+    url = (environ if environ is not None else os.environ).get("PIP_INDEX_URL", "")
+    return urlsplit(url).hostname or "pypi.org"

@@ -45,7 +45,9 @@ def python_wheels(spec: StandinSpec, log: Log = print) -> list[Path]:
             r = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if r.returncode != 0:
                 tail = (r.stderr or r.stdout).strip().splitlines()[-8:]
-                fault = faults.recognise(r.stderr + r.stdout, path=str(store))
+                fault = faults.recognise(
+                    r.stderr + r.stdout, path=str(store), host=faults.pip_index_host()
+                )
                 raise FetchError(
                     f"pip could not download the stand-in's pinned wheels "
                     f"({', '.join(req.name for req in reqs)}, {spec.arch.name}) from the "
