@@ -341,6 +341,18 @@ def _wait_for(what: str, ready: Callable[[], bool], run: subprocess.Popen[str]) 
         time.sleep(0.05)
 
 
+def _killed_under(engine: PrivateEngine, run: subprocess.Popen[str], task: str) -> str:
+    """Kill the engine under a running task: it must exit 1 naming the engine (not a
+    failed image or build, not a bug); its output."""
+    engine.kill()
+    out, _ = run.communicate(timeout=600)
+    assert run.returncode == 1, out[-3000:]
+    said = f"the Docker engine at {engine.host} stopped answering during {task}"
+    assert said in out, out[-3000:]
+    assert "bug in xarch" not in out
+    return out
+
+
 def test_an_engine_killed_during_push_pull_wheels_and_bench_is_named_as_the_cause(
     engine_with_image: PrivateEngine,
     registry_server: RegistryServer,
@@ -376,13 +388,8 @@ def test_an_engine_killed_during_push_pull_wheels_and_bench_is_named_as_the_caus
     push = ["push-images", "--config", str(cfg), "--target", TARGET]
     run = _invoke(engine, build, *push)
     _wait_for("upload", uploading, run)
-    engine.kill()
-    out, _ = run.communicate(timeout=600)
-    assert run.returncode == 1, out
-    assert f"the Docker engine at {engine.host} stopped answering during push-images" in out, out[
-        -3000:
-    ]
-    assert "Traceback" not in out and "bug in xarch" not in out
+    out = _killed_under(engine, run, "push-images")
+    assert "Traceback" not in out
     # Nothing half-published: no manifest in the registry, no push recorded.
     assert not list(repos.glob("**/_manifests/tags/*")), "a tag was published"
     pushed = yaml.safe_load(report.read_text()).get("push") if report.exists() else None
@@ -407,13 +414,7 @@ def test_an_engine_killed_during_push_pull_wheels_and_bench_is_named_as_the_caus
     )  # fmt: skip
     _wait_for("cibuildwheel container", container_runs, wheels)
     time.sleep(2)  # under way inside it
-    engine.kill()
-    out3, _ = wheels.communicate(timeout=600)
-    assert wheels.returncode == 1, out3[-3000:]
-    assert f"the Docker engine at {engine.host} stopped answering during wheels" in out3, out3[
-        -3000:
-    ]
-    assert "bug in xarch" not in out3
+    _killed_under(engine, wheels, "wheels")
     assert not (tmp_path / "wheelhouse").exists() or not list(
         (tmp_path / "wheelhouse").glob("*.whl")
     )
@@ -438,12 +439,7 @@ def test_an_engine_killed_during_push_pull_wheels_and_bench_is_named_as_the_caus
     pull = ["pull-images", "--config", str(cfg), "--report", str(report)]
     pulling = _invoke(engine, build, *pull)
     _wait_for("blob download", lambda: any(blobs.glob("GetImageBlob*")), pulling)
-    engine.kill()
-    out4, _ = pulling.communicate(timeout=600)
-    assert pulling.returncode == 1, out4[-3000:]
-    assert f"the Docker engine at {engine.host} stopped answering during pull-images" in out4, out4[
-        -3000:
-    ]
+    _killed_under(engine, pulling, "pull-images")
     engine.start()
     again = _invoke(engine, build, *pull)
     out5, _ = again.communicate(timeout=900)
@@ -455,13 +451,7 @@ def test_an_engine_killed_during_push_pull_wheels_and_bench_is_named_as_the_caus
         "--output", str(tmp_path / "bench"),
     )  # fmt: skip
     _wait_for("bench container", container_runs, benching)
-    engine.kill()
-    out6, _ = benching.communicate(timeout=600)
-    assert benching.returncode == 1, out6[-3000:]
-    assert f"the Docker engine at {engine.host} stopped answering during bench" in out6, out6[
-        -3000:
-    ]
-    assert "bug in xarch" not in out6
+    _killed_under(engine, benching, "bench")
 
 
 def test_an_engine_whose_data_root_fills_up_says_the_disk_is_full(tmp_path: Path) -> None:
