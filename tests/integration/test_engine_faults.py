@@ -380,7 +380,12 @@ def test_an_engine_killed_during_push_pull_wheels_and_bench_is_named_as_the_caus
     assert tagged.returncode == 0, tagged.stderr
     build = tmp_path / "build"
     report = build / "xarch-report.json"
-    repos = registry_server.state_dir / "data" / "docker" / "registry" / "v2" / "repositories"
+    # This image's repository in the registry's storage (the session's registry holds
+    # other tests' repositories too).
+    repos = (
+        registry_server.state_dir / "data" / "docker" / "registry" / "v2" / "repositories"
+        / ref.split("/", 1)[1].rsplit(":", 1)[0]
+    )  # fmt: skip
 
     def uploading() -> bool:
         return any(repos.glob("**/_uploads/*")) if repos.exists() else False
