@@ -113,7 +113,8 @@ class ProjectRow:
         return summarize([r.seconds for r in self.rounds.get(side, []) if r.seconds is not None])
 
     def ratio(self, a: str, b: str) -> float | None:
-        x, y = self.runs.get(a), self.runs.get(b)
+        runs = self.runs  # medians, derived from the rounds: once per call
+        x, y = runs.get(a), runs.get(b)
         if x is None or y is None or x.seconds is None or not y.seconds:
             return None
         return x.seconds / y.seconds

@@ -134,8 +134,16 @@ def _advice(kind: str, path: str | None, host: str | None) -> str:
     )
 
 
+#: PyPI's simple index: where pip looks without PIP_INDEX_URL.
+PYPI_SIMPLE = "https://pypi.org/simple"
+
+
+def pip_index_url(environ: Mapping[str, str] | None = None) -> str:
+    """The index pip asks for packages: PIP_INDEX_URL, else PyPI's."""
+    return (environ if environ is not None else os.environ).get("PIP_INDEX_URL", PYPI_SIMPLE)
+
+
 def pip_index_host(environ: Mapping[str, str] | None = None) -> str:
-    """The host pip asks for packages: PIP_INDEX_URL's, else PyPI's (pip's own words
-    on a failed connection name the path, not the host)."""
-    url = (environ if environ is not None else os.environ).get("PIP_INDEX_URL", "")
-    return urlsplit(url).hostname or "pypi.org"
+    """The host of that index (pip's own words on a failed connection name the path,
+    not the host)."""
+    return urlsplit(pip_index_url(environ)).hostname or "pypi.org"

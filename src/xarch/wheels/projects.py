@@ -32,8 +32,7 @@ from xarch.wheels import frontend
 
 Log = Callable[[str], None]
 
-#: The index pip would use (PIP_INDEX_URL), else PyPI's; its PEP 691 JSON form.
-SIMPLE_INDEX = "https://pypi.org/simple"
+#: The PEP 691 JSON form of the index pip would use (faults.pip_index_url).
 SIMPLE_TYPE = "application/vnd.pypi.simple.v1+json"
 TIMEOUT = 60
 _KEYS = ("name", "version", "sha256", "what", "test-command", "test-requires", "environment")
@@ -167,7 +166,7 @@ def sdist(project: RealProject, *, log: Log = print) -> Path:
             return f
     # PEP 691's JSON form of the simple index lists every file with its sha256: the pinned
     # sdist is the one whose hash is the pin.
-    index = os.environ.get("PIP_INDEX_URL", SIMPLE_INDEX).rstrip("/")
+    index = faults.pip_index_url().rstrip("/")
     index_url = f"{index}/{project.name}/"
     try:
         r = requests.get(index_url, timeout=TIMEOUT, headers={"Accept": SIMPLE_TYPE})
