@@ -20,21 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.test_disk_faults import _spec
 from xarch.errors import FetchError
-from xarch.images.standin import StandinSpec, python_wheels
-from xarch.model.arch import get_arch
-from xarch.model.config import BootstrapBase
-
-
-def _spec() -> StandinSpec:
-    base = BootstrapBase(
-        suite="bullseye",
-        layout="manylinux-standin",
-        packages=(),
-        mirror="http://deb.debian.org/debian",
-        image="b/s",
-    )
-    return StandinSpec(base=base, arch=get_arch("aarch64"))
+from xarch.images.standin import python_wheels
 
 
 @pytest.fixture
