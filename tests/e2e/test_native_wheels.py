@@ -199,6 +199,52 @@ def test_a_real_projects_wheel_is_the_same_file_built_plain_or_accelerated(
     assert plain_target.arch.name == "aarch64"
 
 
+def test_an_abi3_project_is_audited_on_the_host_with_xarchs_frontend(
+    accelerated: Accelerated,
+    ca_bundle: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """psutil 7.2.2 (C, from PyPI, unchanged, as its [tool.cibuildwheel] says) makes one
+    cp36-abi3 wheel. cibuildwheel audits it on the host after the repair (abi3audit) and,
+    with the build[uv] frontend xarch picks, makes the audit's environment with a uv of
+    the host: before xarch put one beside cibuildwheel, the run stopped there at
+    `assert uv_path is not None`, wheel built and repaired. Then the import test its
+    overrides give cp39, and the wheel tied to its build by cibuildwheel's summary."""
+    [project] = projects.select(projects.load_projects(PROJECT_LIST), ["psutil"])
+    src = projects.checkout(project, tmp_path / "src")
+    text = (src / "pyproject.toml").read_text()
+    assert "build-frontend" not in text and "test-command" in text  # unchanged, as shipped
+    monkeypatch.setenv("XARCH_BUILD_DIR", str(tmp_path / "build"))
+    monkeypatch.setenv("CIBW_BUILD", "cp39-manylinux*")
+    for k, v in project.user_env(src).items():
+        monkeypatch.setenv(k, v)
+    report = tmp_path / "report.json"
+    report.write_text(accelerated.report.read_text())
+    said: list[str] = []
+    out = tmp_path / "wheelhouse"
+    outcome = build_wheels(
+        accelerated.config,
+        [TARGET],
+        project=src,
+        output=out,
+        report=report,
+        ca_bundle=ca_bundle,
+        log=said.append,
+    )
+    assert any("frontend: build[uv] (the project names none" in s for s in said), said
+    [wheel] = sorted(out.glob("*.whl"))
+    assert wheel.name.startswith("psutil-7.2.2-cp36-abi3-manylinux"), wheel.name
+    assert extension_arch(wheel) == "aarch64"
+    log = Path(outcome.results[0].log).read_text()
+    assert "/bin/uv venv " in log and "audit_venv" in log  # uv made the audit's environment
+    assert '"is_abi3": true' in log and '"non_abi3_symbols": []' in log  # abi3audit's report
+    assert "\n7.2.2\n" in log  # the override's test: import psutil, print its version
+    [built] = outcome.results[0].wheels
+    assert built.files == [wheel.name]
+    assert set(built.steps) >= {"build", "repair", "audit", "test"}
+
+
 def test_a_toolchain_of_another_gcc_version_is_refused_before_anything_is_built(
     handlers: set[str], tmp_path: Path
 ) -> None:

@@ -13,7 +13,7 @@ from tests.unit.test_ciconfig import CONFIG, report
 from xarch.ci.workflows import plan_ci, render
 from xarch.errors import BadInput
 from xarch.model.config import Config, load_config
-from xarch.publish.cibuildwheel import venv_version
+from xarch.publish.cibuildwheel import host_uv_version, venv_version
 
 REPORT = Path("build/xarch-report.json")
 
@@ -42,8 +42,10 @@ def test_the_jobs_install_the_configs_cibuildwheel_version(
 ) -> None:
     cfg = config(tmp_path, monkeypatch, 'cibuildwheel:\n  version: "4.3.4"\n')
     gh, gl = wheel_files(cfg)
-    assert "cibuildwheel==4.3.4" in build_step(gh)["run"]
-    assert any("cibuildwheel==4.3.4" in line for line in gl["xarch-wheels"]["script"])  # type: ignore[index]
+    # uv beside it, the stand-ins' release: a uv frontend audits abi3 wheels with it
+    want = f"cibuildwheel==4.3.4 uv=={host_uv_version()}"
+    assert want in build_step(gh)["run"]
+    assert any(want in line for line in gl["xarch-wheels"]["script"])  # type: ignore[index]
 
 
 def test_an_explicit_version_overrides_the_config(
@@ -82,6 +84,19 @@ def test_venv_version_reads_the_installed_distribution(tmp_path: Path) -> None:
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: cibuildwheel\nVersion: 4.3.4\n")
     assert venv_version(tmp_path) == "4.3.4"
+    assert venv_version(tmp_path, "uv") == ""
+    info = tmp_path / "lib/python3.11/site-packages/uv-0.13.8.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.4\nName: uv\nVersion: 0.13.8\n")
+    assert venv_version(tmp_path, "uv") == "0.13.8"
+
+
+def test_the_host_uv_is_the_stand_ins_pinned_release() -> None:
+    text = (
+        Path(__file__).parents[2]
+        / "src/xarch/images/resources/standin-manylinux/requirements-uv.txt"
+    ).read_text()
+    assert f"uv=={host_uv_version()} --hash=sha256:" in text
 
 
 # The job's frontend lines, run by bash as the job runs them. Where the project or its

@@ -35,6 +35,7 @@ from xarch.wheels.run import (
     match_files,
     plan_runs,
     run_env,
+    summary_files,
     wheel_timings,
 )
 
@@ -209,6 +210,54 @@ def test_wheel_timings_from_cibuildwheels_output() -> None:
         ],
     )
     assert w.files == ["x-0.1.0-cp39-cp39-manylinux_2_17_aarch64.manylinux2014_aarch64.whl"]
+
+
+def test_an_abi3_wheel_is_tied_to_its_build_by_cibuildwheels_summary() -> None:
+    """psutil 7.2.2 built by cp39 is `cp36-abi3`: no `-cp39-` in its name, so only
+    cibuildwheel's closing summary says which build made it. Its host-side audit is
+    timed as a step of its own."""
+    abi3 = "psutil-7.2.2-cp36-abi3-manylinux2014_aarch64.manylinux_2_17_aarch64.whl"
+    pad = " " * 70
+    text = f"""Building cp39-manylinux_aarch64 wheel
+Repairing wheel...
+{pad}✓ 2.70s
+Auditing wheel...
+Running audit command: abi3audit --strict --report /tmp/audit/{abi3}
+{pad}✓ 2.38s
+Testing wheel...
+{pad}✓ 5.78s
+
+✓ cp39-manylinux_aarch64 finished in 30 seconds
+
+1 wheel produced in 32 seconds
+  cp39-manylinux_aarch64: {abi3} 152.1 kB in 30 seconds, SHA256={"b3" * 32}
+"""
+    lines = [(float(n), ln + "\n") for n, ln in enumerate(text.splitlines())]
+    (w,) = wheel_timings(lines)
+    assert w.steps == {"repair": 2.7, "audit": 2.38, "test": 5.78}
+    assert summary_files(lines) == {"cp39-manylinux_aarch64": [abi3]}
+    match_files([w], [abi3])
+    assert w.files == []  # the tag alone cannot tell
+    match_files([w], [abi3], summary_files(lines))
+    assert w.files == [abi3]
+    result = wheels_run.RunResult(run=aarch64_run(), identifiers=[w.identifier], status="ok")
+    result.wheels = [w]
+    table = wheels_run.summary_table(
+        wheels_run.WheelsOutcome(output=Path("out"), results=[result], written=[], cibuildwheel="")
+    )
+    head, row = table.splitlines()[:2]
+    assert head.split() == [
+        "ARCH",
+        "IDENTIFIER",
+        "SETUP",
+        "BUILD",
+        "REPAIR",
+        "TEST",
+        "AUDIT",
+        "TOTAL",
+        "WHEEL",
+    ]
+    assert row.split()[-3:] == ["2.4s", "9.0s", abi3]  # the lines are a second apart
 
 
 # --------------------------------------------------------------------------- orchestration

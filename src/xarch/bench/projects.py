@@ -181,10 +181,9 @@ def native_uv(pins: Mapping[str, str], log: Log) -> Path:
     """The static x86_64 uv of the stand-ins' pin (the binary native-uv images carry),
     from its wheel (pinned in the accelerated target's ``native-uv``) into the cache."""
     from xarch.images import native_uv as nuv
-    from xarch.images.resources import resource_text
+    from xarch.publish.cibuildwheel import host_uv_version
 
-    text = resource_text("standin-manylinux/requirements-uv.txt")
-    version = text.split("uv==", 1)[1].split()[0]
+    version = host_uv_version()
     if version not in pins:
         raise XarchError(
             f"the accelerated target pins no x86_64 uv {version} (its native-uv section), "

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xarch.errors import BadInput, FetchError, XarchError
+from xarch.images.resources import resource_text
 from xarch.model.paths import cache_dir
 
 Log = Callable[[str], None]
@@ -115,22 +116,42 @@ def _site_packages(venv: Path) -> list[Path]:
     return sorted(venv.glob("lib/python3*/site-packages"))
 
 
-def venv_version(venv: Path) -> str:
-    """The cibuildwheel version installed in venv ("" when none is)."""
+def venv_version(venv: Path, dist: str = DIST) -> str:
+    """The version of ``dist`` (cibuildwheel unless named) installed in venv ("" when
+    none is)."""
     for sp in _site_packages(venv):
-        for dist in importlib.metadata.distributions(path=[str(sp)]):
-            if (dist.metadata["Name"] or "").lower() == DIST:
-                return dist.version
+        for d in importlib.metadata.distributions(path=[str(sp)]):
+            if (d.metadata["Name"] or "").lower() == dist:
+                return d.version
     return ""
 
 
+def host_uv_version() -> str:
+    """The uv release cibuildwheel's own environment gets: the stand-ins' own
+    (``requirements-uv.txt``), one release for the images and the host alike.
+
+    With a uv frontend (``build[uv]``, ``uv``) cibuildwheel runs uv on the host too: it
+    makes the audit environment of an abi3 wheel with it (``audit.py``: ``find_uv()``,
+    the ``uv`` package beside cibuildwheel, else PATH) and, without one, stops at
+    ``assert uv_path is not None`` after the wheel is built and repaired. Its ``uv``
+    extra is how cibuildwheel itself asks for it; xarch installs the exact release."""
+    text = resource_text("standin-manylinux/requirements-uv.txt")
+    m = re.search(r"^uv==(\S+)", text, re.MULTILINE)
+    if m is None:
+        raise XarchError("requirements-uv.txt of the stand-ins pins no uv==VERSION")
+    return m.group(1)
+
+
 def ensure_venv(version: str, *, venv: Path | None = None, log: Log = print) -> Path:
-    """The cibuildwheel executable of xarch's venv, with exactly ``version`` installed:
-    created on first use, reused after; another version there is replaced (and said so)."""
+    """The cibuildwheel executable of xarch's venv, with exactly ``version`` installed and
+    uv :func:`host_uv_version` beside it (``cibuildwheel[uv]``, pinned): created on first
+    use, reused after; another version there is replaced (and said so)."""
     venv = venv or venv_dir()
     exe = venv / "bin" / "cibuildwheel"
+    uv = host_uv_version()
     have = venv_version(venv) if venv.exists() else ""
-    if have == version and exe.exists():
+    have_uv = venv_version(venv, "uv") if venv.exists() else ""
+    if have == version and have_uv == uv and exe.exists():
         return exe
     # xarch's own pip installs into the venv (`pip --python`, pip 22.3 and newer): no
     # copy of pip is seeded into it, which took longer than the install itself.
@@ -143,23 +164,29 @@ def ensure_venv(version: str, *, venv: Path | None = None, log: Log = print) -> 
             raise CibuildwheelError(
                 f"could not create cibuildwheel's venv at {venv}: {_tail(r.stderr or r.stdout)}"
             )
-    elif have:
+    elif have and have != version:
         log(f"cibuildwheel {have} in {venv} is not the pinned {version}: replacing it")
+    elif have_uv != uv:
+        log(
+            f"cibuildwheel's venv {venv} has uv {have_uv or 'not at all'}: installing uv {uv} "
+            "(with a uv frontend cibuildwheel audits abi3 wheels in an environment uv makes)"
+        )
     if outside or not (venv / "bin" / "pip").exists():
         pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")]
     else:
         pip = [str(venv / "bin" / "python"), "-m", "pip"]
-    cmd = [*pip, "install", "-q", "--disable-pip-version-check", f"{DIST}=={version}"]
+    cmd = [*pip, "install", "-q", "--disable-pip-version-check", f"{DIST}=={version}", f"uv=={uv}"]
     log("+ " + " ".join(cmd))
     r = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if r.returncode != 0:
         raise _pip_failure(version, r.stderr or r.stdout, what="install")
-    got = venv_version(venv)
-    if got != version:
-        raise CibuildwheelError(
-            f"{venv} has cibuildwheel {got or 'nothing'} after installing {version}; "
-            f"remove {venv} and run again"
-        )
+    for dist, want in ((DIST, version), ("uv", uv)):
+        got = venv_version(venv, dist)
+        if got != want:
+            raise CibuildwheelError(
+                f"{venv} has {dist} {got or 'nothing'} after installing {want}; "
+                f"remove {venv} and run again"
+            )
     return exe
 
 

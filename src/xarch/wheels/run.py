@@ -86,10 +86,16 @@ STEPS = {
     "Building wheel...": "build",
     "Repairing wheel...": "repair",
     "Testing wheel...": "test",
+    # on the host, after the repair, for abi3 wheels: abi3audit by default (audit.py)
+    "Auditing wheel...": "audit",
     "Copying wheels back to host...": "copy_back",
 }
-#: The per-identifier columns of the summary (setup includes before_build).
+#: The per-identifier columns of the summary (setup includes before_build); an AUDIT
+#: column joins them when a wheel was audited.
 STEP_COLUMNS = ("setup", "build", "repair", "test")
+#: cibuildwheel's closing summary, a line per identifier (logger.py, BuildInfo):
+#: "<identifier>: <wheel file> <size> in <duration>, SHA256=<hex>".
+_SUMMARY_RE = re.compile(r"^(?P<id>\S+): (?P<file>\S+\.whl) .* SHA256=[0-9a-f]{64}$")
 
 
 class WheelBuildError(XarchError):
@@ -350,9 +356,28 @@ def wheel_timings(lines: Sequence[tuple[float, str]]) -> list[BuiltWheel]:
     return out
 
 
-def match_files(wheels: list[BuiltWheel], files: Sequence[str]) -> None:
-    """Attach each wheel file to the identifier that built it (python tag, kind, arch)."""
+def summary_files(lines: Sequence[tuple[float, str]]) -> dict[str, list[str]]:
+    """identifier -> the wheel files cibuildwheel's own closing summary names for it."""
+    out: dict[str, list[str]] = {}
+    for _, raw in lines:
+        m = _SUMMARY_RE.match(_ANSI_RE.sub("", raw).strip())
+        if m:
+            out.setdefault(m.group("id"), []).append(m.group("file"))
+    return out
+
+
+def match_files(
+    wheels: list[BuiltWheel],
+    files: Sequence[str],
+    named: Mapping[str, Sequence[str]] | None = None,
+) -> None:
+    """Attach each wheel file to the identifier that built it: as cibuildwheel's summary
+    names it (``named``, from :func:`summary_files`), else by python tag, kind and arch.
+    The summary is what ties an abi3 wheel (``cp36-abi3``, built by cp39) to its build."""
     for w in wheels:
+        if named and w.identifier in named:
+            w.files = [f for f in files if f in named[w.identifier]]
+            continue
         py, _, plat = w.identifier.partition("-")
         kind, _, arch = plat.partition("_")
         w.files = [f for f in files if f"-{py}-" in f and kind in f and f.endswith(f"{arch}.whl")]
@@ -413,17 +438,20 @@ def _secs(v: float | None) -> str:
 
 
 def summary_table(outcome: WheelsOutcome) -> str:
-    """One row per identifier: cibuildwheel's own step times beside the total."""
-    head = ("ARCH", "IDENTIFIER", *(c.upper() for c in STEP_COLUMNS), "TOTAL", "WHEEL")
+    """One row per identifier: cibuildwheel's own step times beside the total (and the
+    host-side audit of abi3 wheels, when there was one)."""
+    audited = any("audit" in w.steps for r in outcome.results for w in r.wheels)
+    columns = (*STEP_COLUMNS, "audit") if audited else STEP_COLUMNS
+    head = ("ARCH", "IDENTIFIER", *(c.upper() for c in columns), "TOTAL", "WHEEL")
     rows: list[tuple[str, ...]] = [head]
-    blank = ("",) * len(STEP_COLUMNS)
+    blank = ("",) * len(columns)
     for r in outcome.results:
         for w in r.wheels:
             rows.append(
                 (
                     r.run.arch.name,
                     w.identifier,
-                    *(_secs(w.column(c)) for c in STEP_COLUMNS),
+                    *(_secs(w.column(c)) for c in columns),
                     _secs(w.seconds),
                     ", ".join(w.files),
                 )
@@ -519,7 +547,7 @@ def build_wheels(
         result.seconds = time.monotonic() - t0
         result.wheels = wheel_timings(lines)
         result.files = sorted(p.name for p in run_dir.glob("*.whl"))
-        match_files(result.wheels, result.files)
+        match_files(result.wheels, result.files, summary_files(lines))
         if rc != 0:
             result.status = "failed"
         elif not result.files:
