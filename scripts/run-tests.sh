@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-host.sh --dev >/dev/null
 export PATH="$PWD/.venv/bin:$PATH"
-printf '+ ruff check\n'; ruff check src tests tasks.py scripts/binfmt-snapshot.py
-printf '+ ruff format --check\n'; ruff format --check src tests tasks.py scripts/binfmt-snapshot.py
+printf '+ ruff check\n'; ruff check src tests tasks.py scripts/binfmt-snapshot.py scripts/wheel-timeline.py
+printf '+ ruff format --check\n'; ruff format --check src tests tasks.py scripts/binfmt-snapshot.py scripts/wheel-timeline.py
 printf '+ mypy --strict\n'; mypy
 printf '+ pytest\n'; exec pytest --durations=25 "$@"

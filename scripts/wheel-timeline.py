@@ -73,7 +73,7 @@ def load(path: Path) -> Rows:
 
 def breakdown(rows: Rows) -> dict[str, float]:
     """label -> seconds: each container command until the next, with pypa/build's run
-    split at its markers; the commands' labels keep their first 60 characters."""
+    split at its markers; the commands' labels keep their first 80 characters."""
     out: dict[str, float] = {}
     cmds = [(t, m.group("cmd")) for t, s in rows if (m := _CMD.match(s))]
     end = next((t for t, s in rows if " finished in " in s), rows[-1][0] if rows else 0.0)
@@ -88,7 +88,7 @@ def breakdown(rows: Rows) -> dict[str, float]:
         if cmd.startswith("python -m build ") and marks:
             build_span = (t, nxt)
             continue
-        label = "container: " + _TMP.sub("/tmp/tmp.*", cmd)[:60]
+        label = "container: " + _TMP.sub("/tmp/tmp.*", cmd)[:80]
         out[label] = out.get(label, 0.0) + (nxt - t)
     for _, s in rows:
         m = _TESTS.search(s.strip())
@@ -114,9 +114,11 @@ def main() -> int:
     ap.add_argument("--save", type=Path, help="also write the stamped lines here")
     ap.add_argument("--from", dest="logs", type=Path, nargs="+", help="saved logs instead")
     args = ap.parse_args()
-    runs = [breakdown(load(p)) for p in args.logs] if args.logs else [
-        breakdown(stamp(sys.stdin, args.save))
-    ]
+    runs = (
+        [breakdown(load(p)) for p in args.logs]
+        if args.logs
+        else [breakdown(stamp(sys.stdin, args.save))]
+    )
     labels: list[str] = []
     for r in runs:
         labels += [k for k in r if k not in labels]
