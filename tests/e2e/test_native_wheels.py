@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import REPO_ROOT, Pushed, copy_project, need_handler
+from tests.e2e.test_real_projects import build_real
 from tests.e2e.test_wheels import PASSED, extension_arch
 from xarch.model.config import Config, load_config
 from xarch.model.naming import L_BASE_DIGEST
@@ -211,27 +212,18 @@ def test_an_abi3_project_is_audited_on_the_host_with_xarchs_frontend(
     the host: before xarch put one beside cibuildwheel, the run stopped there at
     `assert uv_path is not None`, wheel built and repaired. Then the import test its
     overrides give cp39, and the wheel tied to its build by cibuildwheel's summary."""
-    [project] = projects.select(projects.load_projects(PROJECT_LIST), ["psutil"])
-    src = projects.checkout(project, tmp_path / "src")
-    text = (src / "pyproject.toml").read_text()
-    assert "build-frontend" not in text and "test-command" in text  # unchanged, as shipped
-    monkeypatch.setenv("XARCH_BUILD_DIR", str(tmp_path / "build"))
-    monkeypatch.setenv("CIBW_BUILD", "cp39-manylinux*")
-    for k, v in project.user_env(src).items():
-        monkeypatch.setenv(k, v)
-    report = tmp_path / "report.json"
-    report.write_text(accelerated.report.read_text())
-    said: list[str] = []
-    out = tmp_path / "wheelhouse"
-    outcome = build_wheels(
+    done = build_real(
+        "psutil",
         accelerated.config,
         [TARGET],
-        project=src,
-        output=out,
-        report=report,
+        accelerated.report,
         ca_bundle=ca_bundle,
-        log=said.append,
+        tmp_path=tmp_path,
+        monkeypatch=monkeypatch,
     )
+    said, out, outcome = done.said, done.out, done.outcome
+    text = (done.src / "pyproject.toml").read_text()
+    assert "build-frontend" not in text and "test-command" in text  # unchanged, as shipped
     assert any("frontend: build[uv] (the project names none" in s for s in said), said
     [wheel] = sorted(out.glob("*.whl"))
     assert wheel.name.startswith("psutil-7.2.2-cp36-abi3-manylinux"), wheel.name

@@ -13,15 +13,17 @@ The sdist is fetched once (pinned by sha256) into xarch's cache.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.e2e.conftest import REPO_ROOT, Pushed, handler_only, need_handler
 from tests.e2e.test_wheels import extension_arch
+from xarch.model.config import Config
 from xarch.model.report import read_report
 from xarch.wheels import projects
-from xarch.wheels.run import build_wheels
+from xarch.wheels.run import WheelsOutcome, build_wheels
 
 pytestmark = [pytest.mark.docker, pytest.mark.registry, pytest.mark.emulation]
 
@@ -60,6 +62,50 @@ def test_markupsafe_in_the_emulated_architectures_stand_ins(
         _markupsafe(("ppc64le", "s390x", "riscv64"), emulated, ca_bundle, tmp_path, monkeypatch)
 
 
+@dataclass(frozen=True)
+class RealRun:
+    src: Path  # the unpacked sdist, unchanged
+    said: list[str]  # what `invoke wheels` printed
+    out: Path  # the wheelhouse
+    report: Path
+    outcome: WheelsOutcome
+
+
+def build_real(
+    name: str,
+    config: Config,
+    targets: list[str],
+    pushed_report: Path,
+    *,
+    ca_bundle: str | None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    jobs: int = 1,
+) -> RealRun:
+    """The project of the list, from its sdist, built with cp39 (the stand-ins'
+    utility interpreter) and what a user's CI sets for it, in ``targets``."""
+    src = projects.checkout(real(name), tmp_path / "src")
+    monkeypatch.setenv("XARCH_BUILD_DIR", str(tmp_path / "build"))
+    monkeypatch.setenv("CIBW_BUILD", "cp39-manylinux*")
+    for k, v in real(name).user_env(src).items():
+        monkeypatch.setenv(k, v)
+    report = tmp_path / "report.json"
+    report.write_text(pushed_report.read_text())
+    said: list[str] = []
+    out = tmp_path / "wheelhouse"
+    outcome = build_wheels(
+        config,
+        targets,
+        project=src,
+        output=out,
+        report=report,
+        ca_bundle=ca_bundle,
+        log=said.append,
+        jobs=jobs,
+    )
+    return RealRun(src=src, said=said, out=out, report=report, outcome=outcome)
+
+
 def _markupsafe(
     arches: tuple[str, ...],
     pushed: Pushed,
@@ -67,29 +113,21 @@ def _markupsafe(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    project = real("markupsafe")
-    src = projects.checkout(project, tmp_path / "src")
-    assert 'build-frontend = "build[uv]"' in (src / "pyproject.toml").read_text()  # unchanged
     targets = [t.name for a in arches for t in pushed.targets if t.arch.name == a]
     assert len(targets) == len(arches), targets
-    monkeypatch.setenv("XARCH_BUILD_DIR", str(tmp_path / "build"))
-    monkeypatch.setenv("CIBW_BUILD", "cp39-manylinux*")  # the utility interpreter
-    for k, v in project.user_env(src).items():
-        monkeypatch.setenv(k, v)
-    report = tmp_path / "report.json"
-    report.write_text(pushed.report.read_text())
-    said: list[str] = []
-    out = tmp_path / "wheelhouse"
-    outcome = build_wheels(
+    done = build_real(
+        "markupsafe",
         pushed.config,
         targets,
-        project=src,
-        output=out,
-        report=report,
+        pushed.report,
         ca_bundle=ca_bundle,
-        log=said.append,
+        tmp_path=tmp_path,
+        monkeypatch=monkeypatch,
         jobs=2,
     )
+    said, out, report, outcome = done.said, done.out, done.report, done.outcome
+    # unchanged: the project's own frontend
+    assert 'build-frontend = "build[uv]"' in (done.src / "pyproject.toml").read_text()
     assert any(
         "frontend: build[uv] (pyproject.toml [tool.cibuildwheel] build-frontend)" in s for s in said
     ), said
