@@ -164,3 +164,21 @@ def test_the_jobs_frontend_lines_pick_build_uv_when_the_image_has_uv(tmp_path: P
     assert r.returncode == 0, r.stderr
     assert "FRONTEND=build[uv]" in r.stdout
     assert "CIBW_BUILD_FRONTEND=build to keep" in r.stdout
+
+
+def test_a_missing_uv_release_is_named_not_blamed_on_cibuildwheel() -> None:
+    from xarch.errors import BadInput as Bad
+    from xarch.errors import FetchError
+    from xarch.publish.cibuildwheel import _pip_failure
+
+    def out(req: str) -> str:
+        return (
+            f"ERROR: Could not find a version that satisfies the requirement {req} "
+            "(from versions: 0.13.7, 0.13.8)\n"
+            f"ERROR: No matching distribution found for {req}\n"
+        )
+
+    e = _pip_failure("4.3.5", out("uv==0.13.99"), what="install", uv="0.13.99")
+    assert isinstance(e, FetchError) and "uv 0.13.99, which xarch installs beside" in str(e)
+    e = _pip_failure("9.9.9", out("cibuildwheel==9.9.9"), what="install", uv="0.13.8")
+    assert isinstance(e, Bad) and "cibuildwheel 9.9.9 is not on PyPI" in str(e)

@@ -179,7 +179,7 @@ def ensure_venv(version: str, *, venv: Path | None = None, log: Log = print) -> 
     log("+ " + " ".join(cmd))
     r = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if r.returncode != 0:
-        raise _pip_failure(version, r.stderr or r.stdout, what="install")
+        raise _pip_failure(version, r.stderr or r.stdout, what="install", uv=uv)
     for dist, want in ((DIST, version), ("uv", uv)):
         got = venv_version(venv, dist)
         if got != want:
@@ -206,8 +206,15 @@ def _tail(text: str, lines: int = 15) -> str:
     return "\n".join(kept[-lines:])
 
 
-def _pip_failure(version: str, output: str, *, what: str) -> XarchError:
+def _pip_failure(version: str, output: str, *, what: str, uv: str = "") -> XarchError:
     tail = _tail(output)
+    if uv and re.search(
+        rf"(No matching distribution found|Could not find a version).*uv=={re.escape(uv)}", output
+    ):
+        return FetchError(
+            f"uv {uv}, which xarch installs beside cibuildwheel {version} (the stand-ins' "
+            f"release), is not on the index pip uses:\n{tail}"
+        )
     if "No matching distribution" in output or "Could not find a version" in output:
         return BadInput(
             f"cibuildwheel {version} is not on PyPI (pip {what} found no such version):\n"
