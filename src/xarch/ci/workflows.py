@@ -40,7 +40,7 @@ from xarch.model.report import require_push_record
 from xarch.model.tables import format_table
 from xarch.oci.registry import is_digest, is_local_host
 from xarch.publish.cibuildwheel import DEFAULT_VERSION as DEFAULT_CIBUILDWHEEL
-from xarch.publish.cibuildwheel import host_uv_version
+from xarch.publish.cibuildwheel import venv_requirements
 from xarch.wheels import frontend
 
 Log = Callable[[str], None]
@@ -439,7 +439,7 @@ def _cibuildwheel(plan: CiPlan, venv: str) -> Script:
         f'python3 -m venv "{venv}"',
         "# uv beside cibuildwheel (its uv extra, pinned): with a uv frontend it audits abi3",
         "# wheels in an environment uv makes on this runner.",
-        f'"{venv}/bin/pip" install -q cibuildwheel=={plan.cibuildwheel} uv=={host_uv_version()}',
+        f'"{venv}/bin/pip" install -q {" ".join(venv_requirements(plan.cibuildwheel))}',
         f'"{venv}/bin/cibuildwheel" --platform linux --output-dir wheelhouse',
     )
 

@@ -142,6 +142,12 @@ def host_uv_version() -> str:
     return m.group(1)
 
 
+def venv_requirements(version: str) -> list[str]:
+    """What cibuildwheel's venv gets, here and on the generated CI's runners: cibuildwheel
+    ``version`` and, beside it, uv :func:`host_uv_version`."""
+    return [f"{DIST}=={version}", f"uv=={host_uv_version()}"]
+
+
 def ensure_venv(version: str, *, venv: Path | None = None, log: Log = print) -> Path:
     """The cibuildwheel executable of xarch's venv, with exactly ``version`` installed and
     uv :func:`host_uv_version` beside it (``cibuildwheel[uv]``, pinned): created on first
@@ -175,7 +181,7 @@ def ensure_venv(version: str, *, venv: Path | None = None, log: Log = print) -> 
         pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")]
     else:
         pip = [str(venv / "bin" / "python"), "-m", "pip"]
-    cmd = [*pip, "install", "-q", "--disable-pip-version-check", f"{DIST}=={version}", f"uv=={uv}"]
+    cmd = [*pip, "install", "-q", "--disable-pip-version-check", *venv_requirements(version)]
     log("+ " + " ".join(cmd))
     r = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if r.returncode != 0:
