@@ -22,6 +22,7 @@ import re
 import statistics
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 Rows = list[tuple[float, str]]
@@ -45,13 +46,13 @@ _MARKERS = (
 )
 
 
-def stamp(stream: object, save: Path | None) -> Rows:
+def stamp(stream: Iterable[str], save: Path | None) -> Rows:
     rows: Rows = []
     t0 = time.monotonic()
     out = save.open("w", encoding="utf-8") if save else None
-    for line in stream:  # type: ignore[attr-defined]
+    for line in stream:
         t = time.monotonic() - t0
-        text = str(line).rstrip("\n")
+        text = line.rstrip("\n")
         rows.append((t, text))
         sys.stdout.write(f"{t:8.2f} {text}\n")
         sys.stdout.flush()
