@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from xarch.errors import BadInput, ChecksumMismatch
+from xarch.errors import BadInput, BuildError, ChecksumMismatch
 from xarch.images.resources import resource_path
 from xarch.images.standin import StandinSpec, interpreters, pins, wheels
 from xarch.model.arch import get_arch
@@ -66,6 +66,10 @@ def test_the_cp39_pins_are_part_of_the_key(monkeypatch: pytest.MonkeyPatch) -> N
         pins, "CP39_SOURCE", pins.PythonSource(version="3.9.2", pool="p/x.tar.xz", sha256="0" * 64)
     )
     assert spec.key() != before
+    middle = spec.key()
+    build = (pins.DebPin(package="python3.9-minimal", version="3.9.2-2", sha256="1" * 64),)
+    monkeypatch.setattr(pins, "BUILD_PYTHON_DEBS", build)
+    assert spec.key() != middle  # the build Python is an input of the built cp39 too
     bull = _spec("bullseye", "aarch64").key()
     assert _spec("bullseye", "aarch64").key() == bull
 
@@ -165,3 +169,37 @@ def test_a_failed_interpreter_build_exits_1_with_the_tail_of_its_log(tmp_path: P
     # libc.so's absolute paths become sysroot-relative in the scratch copy only
     fixed = (tmp_path / "work" / "lib" / "libc.so").read_text()
     assert f"=/lib/{t}/libc.so.6" in fixed and "( =/lib64/ld64.so.2 )" in fixed
+
+
+def _fake_build_python(tmp_path: Path, answer: str) -> Path:
+    tree = tmp_path / "tree"
+    python = tree / "usr" / "bin" / "python3.9"
+    python.parent.mkdir(parents=True)
+    python.write_text(f"#!/bin/sh\necho {answer}\n")
+    python.chmod(0o755)
+    return tree
+
+
+def test_the_build_python_is_debians_of_the_sources_release(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert {p.package for p in pins.BUILD_PYTHON_DEBS} == {
+        "python3.9-minimal", "libpython3.9-minimal", "libpython3.9-stdlib"
+    }  # fmt: skip
+    assert all(p.suite == "bullseye" and p.version.startswith(pins.CP39_SOURCE.version + "-")
+               for p in pins.BUILD_PYTHON_DEBS)  # fmt: skip
+    tree = _fake_build_python(tmp_path, pins.CP39_SOURCE.version)
+    monkeypatch.setattr(interpreters, "_unpacked", lambda *a: tree)
+    assert interpreters.build_python(MIRROR, lambda _: None) == tree / "usr" / "bin"
+
+
+def test_a_build_python_of_another_release_is_refused_naming_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = _fake_build_python(tmp_path, "3.9.1")
+    monkeypatch.setattr(interpreters, "_unpacked", lambda *a: tree)
+    with pytest.raises(BuildError) as e:
+        interpreters.build_python(MIRROR, lambda _: None)
+    msg = str(e.value)
+    assert "answered '3.9.1', not 3.9.2" in msg
+    assert "BUILD_PYTHON_DEBS" in msg and f"remove {tree}" in msg

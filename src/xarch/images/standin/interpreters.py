@@ -19,8 +19,11 @@ freshly made root filesystem as the sysroot (its headers, its libraries, its own
   binutils (``gcc-12-powerpc64le-linux-gnu`` 12.2.0-14cross1 for bookworm's gcc 12.2.0),
   pinned by sha256 below: the same leaves the compiler probe of ``config/offline-native.
   yaml`` proves equivalent to the image's own (``images.native_probe``);
-- the build Python (setup.py, byte-compiling) is the same CPython 3.9.2, built natively
-  once per host and cached (bytecode does not depend on the architecture);
+- the build Python (setup.py, the sysconfig data, byte-compiling) is Debian bullseye's
+  own x86_64 ``python3.9``, the same 3.9.2 release, its pinned .debs unpacked into the
+  cache (bytecode does not depend on the architecture). It replaced a native build of
+  the same tarball (168 s on 2 cores, on the cold path of every first bootstrap): the
+  installed interpreters were compared file by file, both ways (docs/standins.md);
 - configure cannot run target programs when cross-compiling: ``CONFIG_SITE`` answers the
   two questions it cannot guess (``/dev/ptmx`` exists, ``/dev/ptc`` does not).
 
@@ -39,19 +42,23 @@ import os
 import shlex
 import shutil
 import subprocess
-import tarfile
 import tempfile
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from xarch.errors import BuildError, ChecksumMismatch, FetchError
 from xarch.images import native
 from xarch.images.resources import resource_path
-from xarch.images.standin.pins import CP39_SOURCE, CROSS_TOOLCHAINS, PythonSource
+from xarch.images.standin.pins import (
+    BUILD_PYTHON_DEBS,
+    CP39_SOURCE,
+    CROSS_TOOLCHAINS,
+    PythonSource,
+)
 from xarch.images.standin.suites import CP39_BUILD_SCRIPT, Log, StandinSpec
 from xarch.model import faults
 from xarch.model.arch import Arch
@@ -111,19 +118,8 @@ def fetch_source(mirror: str, log: Log = print, pin: PythonSource = CP39_SOURCE)
     return out
 
 
-def _run(cmd: Sequence[str], log_file: Path, cwd: Path, env: dict[str, str] | None = None) -> None:
-    with log_file.open("ab") as out:
-        r = subprocess.run(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=env, check=False)
-    if r.returncode != 0:
-        tail = log_file.read_text(errors="replace").strip().splitlines()[-20:]
-        raise BuildError(
-            f"{' '.join(cmd[:2])} failed (exit {r.returncode}) in {cwd}; the end of {log_file}:"
-            "\n    " + "\n    ".join(tail)
-        )
-
-
-# Held while the build Python is built or a cross toolchain fetched (bootstraps run in
-# threads side by side; a file lock beside each output covers other processes).
+# Held while a build Python or a cross toolchain is fetched and unpacked (bootstraps run
+# in threads side by side; a file lock beside each output covers other processes).
 _PREPARE_LOCK = threading.Lock()
 
 
@@ -136,69 +132,25 @@ def _exclusive(directory: Path) -> Iterator[None]:
         yield
 
 
-def build_python(source: Path, log: Log = print, pin: PythonSource = CP39_SOURCE) -> Path:
-    """The native x86_64 CPython of the same version (the cross build's setup.py and
-    byte-compiler), built once per host into xarch's cache; its bin/ directory.
-
-    Stand-ins bootstrap side by side, each asking for it: one builds (a thread lock in
-    this process, a file lock across processes), the others wait and take it. It is
-    built in a scratch directory and renamed into place whole."""
-    out = cache_dir() / "python-build" / f"{pin.version}-x86_64-{pin.sha256[:12]}"
-    python = out / "bin" / f"python{pin.version.rsplit('.', 1)[0]}"
-    if python.is_file():
-        return python.parent
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out.parent):
-        if python.is_file():  # another run built it while this one waited
-            return python.parent
-        work = Path(tempfile.mkdtemp(prefix=f".work-{os.getpid()}-", dir=out.parent))
-        try:
-            log(f"  building the native build Python {pin.version} once (about 3 minutes)")
-            with tarfile.open(source) as tar:
-                tar.extractall(work / "src", filter="tar")
-            (src,) = (work / "src").iterdir()
-            logf = work / "build.log"
-            jobs = str(os.cpu_count() or 1)
-            prefix = work / "prefix"
-            _run([str(src / "configure"), f"--prefix={prefix}", "--without-ensurepip"], logf, src)
-            _run(["make", f"-j{jobs}"], logf, src)
-            _run(["make", "install"], logf, src)
-            if not (prefix / python.relative_to(out)).is_file():
-                raise BuildError(f"the build Python's install made no {python.name}")
-            # CPython finds its library next to its executable: the prefix can move.
-            shutil.rmtree(out, ignore_errors=True)
-            os.replace(prefix, out)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-    return python.parent
-
-
-def cross_toolchain(spec: StandinSpec, log: Log = print) -> Path:
-    """Debian's x86_64 cross gcc and binutils of the suite's version, unpacked (not
-    installed) under xarch's cache; the tree's root."""
-    pins = toolchain_pins(spec)
-    acc = Accelerate(
-        enabled=True,
-        toolchain=f"debian-{spec.base.suite}-gcc{spec.suite.gcc}-{spec.arch.name}-cross",
-        gcc_version=spec.suite.gcc,
-        binutils_version="",
-        leaves=(),
-        packages=pins,
-        suite=spec.base.suite,
-        mirror=spec.mirror,
-        directory="",
-    )
-    key = hashlib.sha256(json.dumps([[p.package, p.sha256] for p in pins]).encode()).hexdigest()
-    tree = cache_dir() / "cross" / f"{spec.base.suite}-{spec.arch.debian_arch}-{key[:12]}"
+def _unpacked(acc: Accelerate, store: Path, name: str, log: Log) -> Path:
+    """`acc`'s pinned .debs, downloaded (verified) and unpacked, not installed, into
+    ``store/<name>-<key>``; the tree's root. Unpacked in a scratch directory and renamed
+    into place whole; one apt at a time (bootstraps side by side share apt's private
+    state directory)."""
+    key = hashlib.sha256(
+        json.dumps([[p.package, p.sha256] for p in acc.packages]).encode()
+    ).hexdigest()
+    tree = store / f"{name}-{key[:12]}"
     if (tree / ".complete").is_file():
         return tree
-    tree.parent.mkdir(parents=True, exist_ok=True)
-    # One apt at a time: bootstraps side by side share apt's private state directory.
-    with _exclusive(tree.parent):
+    store.mkdir(parents=True, exist_ok=True)
+    debs_dir = cache_dir() / "native"  # the .debs and apt's private state
+    debs_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(debs_dir):
         if (tree / ".complete").is_file():
             return tree
-        debs = native.fetch_debs(acc, cache_dir() / "native", log)
-        tmp = Path(tempfile.mkdtemp(prefix=f".work-{os.getpid()}-", dir=tree.parent))
+        debs = native.fetch_debs(acc, debs_dir, log)
+        tmp = Path(tempfile.mkdtemp(prefix=f".work-{os.getpid()}-", dir=store))
         try:
             native.unpack_debs(debs, tmp)
             (tmp / ".complete").write_text("\n".join(sorted(p.name for p in debs.values())) + "\n")
@@ -207,6 +159,68 @@ def cross_toolchain(spec: StandinSpec, log: Log = print) -> Path:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return tree
+
+
+def _debs(name: str, pins: tuple[DebPin, ...], suite: str, mirror: str) -> Accelerate:
+    return Accelerate(
+        enabled=True,
+        toolchain=name,
+        gcc_version="",
+        binutils_version="",
+        leaves=(),
+        packages=pins,
+        suite=suite,
+        mirror=mirror,
+        directory="",
+    )
+
+
+def build_python(mirror: str, log: Log = print, pin: PythonSource = CP39_SOURCE) -> Path:
+    """The x86_64 CPython of `pin`'s release that the cross build runs (setup.py, the
+    sysconfig data, byte-compiling): Debian bullseye's own python3.9, its pinned .debs
+    (BUILD_PYTHON_DEBS) unpacked under xarch's cache; the bin/ directory holding it.
+
+    It finds its library next to itself (no install, no LD_LIBRARY_PATH): the cross
+    build puts the source's own Lib first on its path and imports nothing that needs the
+    bullseye libraries bookworm lacks (libssl1.1, libffi7). A tree whose interpreter
+    does not start, or answers with another release than the source's, is refused."""
+    major_minor = pin.version.rsplit(".", 1)[0]
+    tree = _unpacked(
+        _debs(f"debian-bullseye-python{major_minor}-amd64", BUILD_PYTHON_DEBS, "bullseye", mirror),
+        cache_dir() / "python-build",
+        f"bullseye-python{major_minor}-amd64",
+        log,
+    )
+    python = tree / "usr" / "bin" / f"python{major_minor}"
+    try:
+        done = subprocess.run(
+            [str(python), "-S", "-c", "import sys; print(sys.version.split()[0])"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        answer = done.stdout.strip() if done.returncode == 0 else done.stderr.strip()[-300:]
+    except OSError as e:
+        answer = str(e)
+    if answer != pin.version:
+        raise BuildError(
+            f"the build Python {python} (Debian bullseye's, BUILD_PYTHON_DEBS in "
+            f"xarch/images/standin/pins.py) answered {answer!r}, not {pin.version}: the "
+            "cross build needs the source's own release\n"
+            f"  hint: remove {tree} to fetch it again; if it persists, pin the .debs of "
+            f"python{major_minor} {pin.version}"
+        )
+    return python.parent
+
+
+def cross_toolchain(spec: StandinSpec, log: Log = print) -> Path:
+    """Debian's x86_64 cross gcc and binutils of the suite's version, unpacked (not
+    installed) under xarch's cache; the tree's root."""
+    acc = _debs(
+        f"debian-{spec.base.suite}-gcc{spec.suite.gcc}-{spec.arch.name}-cross",
+        toolchain_pins(spec),
+        spec.base.suite,
+        spec.mirror,
+    )
+    return _unpacked(acc, cache_dir() / "cross", f"{spec.base.suite}-{spec.arch.debian_arch}", log)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -247,7 +261,7 @@ def prepare(spec: StandinSpec, work: Path, log: Log = print) -> CrossBuild | Non
     )
     source = fetch_source(spec.mirror, log)
     tree = cross_toolchain(spec, log)
-    bindir = build_python(source, log)
+    bindir = build_python(spec.mirror, log)
     return CrossBuild(
         source=source,
         build_python=bindir,

@@ -1,6 +1,6 @@
-"""What stand-ins build from source, pinned: the CPython tarball and Debian's x86_64 cross
-toolchains that build it (xarch.images.standin.interpreters). Part of the root
-filesystem's key."""
+"""What stand-ins build from source, pinned: the CPython tarball, and Debian's x86_64 cross
+toolchains and build Python that build it (xarch.images.standin.interpreters). Part of
+the root filesystem's key."""
 
 from __future__ import annotations
 
@@ -27,6 +27,32 @@ CP39_SOURCE = PythonSource(
     pool="pool/main/p/python3.9/python3.9_3.9.2.orig.tar.xz",
     # = python.org's Python-3.9.2.tar.xz; Debian's bullseye python3.9_3.9.2-1.dsc lists it
     sha256="3c2034c54f811448f516668dce09d24008a0716c3a794dd8639b5388cbde247d",
+)
+
+#: The build Python the cross build runs (setup.py, the sysconfig data, byte-compiling):
+#: Debian bullseye's own x86_64 python3.9, the same 3.9.2 release as CP39_SOURCE, its
+#: .debs unpacked, not installed (xarch.images.standin.interpreters.build_python). The
+#: cross build puts the source's own Lib first on its path, so what it needs of these is
+#: the interpreter and its built-in modules. The bullseye Packages' sha256.
+BUILD_PYTHON_DEBS = (
+    DebPin(
+        package="python3.9-minimal",
+        version="3.9.2-1",
+        sha256="5d6003c5c20223a2547ac4976e09a9ec778dbe351507a6292bef3b60df5f4aa7",
+        suite="bullseye",
+    ),
+    DebPin(
+        package="libpython3.9-minimal",
+        version="3.9.2-1",
+        sha256="594283526d67e03e3c4e96534f6bfe5da1bf41da5d49360553c9b79fbf08c4ab",
+        suite="bullseye",
+    ),
+    DebPin(
+        package="libpython3.9-stdlib",
+        version="3.9.2-1",
+        sha256="32ac64d959ac2dbc5bb289532fc9834dab8f671b5455695a3a9315aad973c65b",
+        suite="bullseye",
+    ),
 )
 
 _LIBS_BOOKWORM = (
@@ -182,4 +208,5 @@ def cp39_inputs(suite: str, debian_arch: str) -> dict[str, object]:
     return {
         "source": [CP39_SOURCE.pool, CP39_SOURCE.sha256],
         "toolchain": [[p.package, p.version, p.sha256] for p in pins],
+        "build-python": [[p.package, p.version, p.sha256] for p in BUILD_PYTHON_DEBS],
     }
