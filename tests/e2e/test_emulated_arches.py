@@ -1,11 +1,12 @@
 """The architectures that still need emulation on hosted CI, end to end (issue 17):
 ppc64le and s390x stand-ins (Debian bookworm, CPython 3.9 built from source beside
 Debian's 3.11) and riscv64 (Debian trixie, the same 3.9 beside Debian's 3.13) from
-config/offline-emulated.yaml. Their helper images are built and
-pushed here when the report has none (minutes, once: the root filesystems, with the
-interpreter, are cached), proven by `invoke test-images` under handlers with and without
-flag F, diagnosed by `doctor`, and used by cibuildwheel 4.3.5, unchanged, to build,
-repair and test the sample C extension for cp39 and the suite's Python on each.
+config/offline-emulated.yaml. Their helper images are built and pushed here by this
+code (minutes the first time; the root filesystems, with the interpreter, are cached, and
+an unchanged image is neither built nor pushed again), proven by `invoke test-images`
+under handlers with and without flag F, diagnosed by `doctor`, and used by cibuildwheel
+4.3.5, unchanged, to build, repair and test the sample C extension for cp39 and the
+suite's Python on each.
 
 s390x is the only big-endian target: its wheel's extension must be a big-endian ELF of
 machine S/390 that answers inside the image.
