@@ -126,8 +126,11 @@ class PrivateEngine:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.kill()
-        # Whatever the engine started and left (shims, the containers' processes).
-        for pid in _pids_mentioning(str(self.root)):
+        # Whatever the engine started and left: shims, and the containers' processes. A
+        # container's process names nothing of the engine's (`qemu-aarch64-static
+        # /bin/sleep infinity`), and once a kill took its shim it is pid 1's child: it is
+        # found by its cgroup, named after a container of this engine's data root.
+        for pid in _pids_mentioning(str(self.root)) + _pids_in_containers(self.root / "data"):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         for mount in reversed(_mounts_under(self.root)):
@@ -151,6 +154,23 @@ def _pids_mentioning(text: str) -> list[int]:
                 if text.encode() in (d / "cmdline").read_bytes():
                     out.append(int(d.name))
     return [p for p in out if p != os.getpid()]
+
+
+def _pids_in_containers(data_root: Path) -> list[int]:
+    """The processes of the containers an engine with this data root made: their cgroup
+    is named after the container's id (cgroupfs: /docker/<id>; systemd:
+    docker-<id>.scope)."""
+    ids = {d.name for d in (data_root / "containers").glob("*") if len(d.name) == 64}
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            with contextlib.suppress(OSError):
+                for line in (d / "cgroup").read_text().splitlines():
+                    leaf = line.rsplit("/", 1)[-1].removeprefix("docker-").removesuffix(".scope")
+                    if leaf in ids:
+                        out.append(int(d.name))
+                        break
+    return out
 
 
 def _mounts_under(root: Path) -> list[str]:
