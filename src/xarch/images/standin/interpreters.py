@@ -119,7 +119,7 @@ def fetch_source(mirror: str, log: Log = print, pin: PythonSource = CP39_SOURCE)
 
 
 # Held while a build Python or a cross toolchain is fetched and unpacked (bootstraps run
-# in threads side by side; a file lock beside each output covers other processes).
+# in threads side by side; a file lock in the .debs' directory covers other processes).
 _PREPARE_LOCK = threading.Lock()
 
 
