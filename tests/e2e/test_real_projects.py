@@ -84,10 +84,11 @@ def build_real(
 ) -> RealRun:
     """The project of the list, from its sdist, built with cp39 (the stand-ins'
     utility interpreter) and what a user's CI sets for it, in ``targets``."""
-    src = projects.checkout(real(name), tmp_path / "src")
+    project = real(name)
+    src = projects.checkout(project, tmp_path / "src")
     monkeypatch.setenv("XARCH_BUILD_DIR", str(tmp_path / "build"))
     monkeypatch.setenv("CIBW_BUILD", "cp39-manylinux*")
-    for k, v in real(name).user_env(src).items():
+    for k, v in project.user_env(src).items():
         monkeypatch.setenv(k, v)
     report = tmp_path / "report.json"
     report.write_text(pushed_report.read_text())
