@@ -146,14 +146,19 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _pids_mentioning(text: str) -> list[int]:
+def _pids(match: Callable[[Path], bool]) -> list[int]:
+    """The processes (but this one) whose /proc directory `match` accepts."""
     out = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             with contextlib.suppress(OSError):
-                if text.encode() in (d / "cmdline").read_bytes():
+                if match(d):
                     out.append(int(d.name))
     return [p for p in out if p != os.getpid()]
+
+
+def _pids_mentioning(text: str) -> list[int]:
+    return _pids(lambda d: text.encode() in (d / "cmdline").read_bytes())
 
 
 def _pids_in_containers(data_root: Path) -> list[int]:
@@ -161,16 +166,12 @@ def _pids_in_containers(data_root: Path) -> list[int]:
     is named after the container's id (cgroupfs: /docker/<id>; systemd:
     docker-<id>.scope)."""
     ids = {d.name for d in (data_root / "containers").glob("*") if len(d.name) == 64}
-    out = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            with contextlib.suppress(OSError):
-                for line in (d / "cgroup").read_text().splitlines():
-                    leaf = line.rsplit("/", 1)[-1].removeprefix("docker-").removesuffix(".scope")
-                    if leaf in ids:
-                        out.append(int(d.name))
-                        break
-    return out
+
+    def in_one(d: Path) -> bool:
+        leaves = (ln.rsplit("/", 1)[-1] for ln in (d / "cgroup").read_text().splitlines())
+        return any(leaf.removeprefix("docker-").removesuffix(".scope") in ids for leaf in leaves)
+
+    return _pids(in_one) if ids else []
 
 
 def _mounts_under(root: Path) -> list[str]:
